@@ -39,9 +39,12 @@ const WAL_SIZE_LIMIT: i64 = 8 << 20;
 
 /// Opens a connection with the settings every connection needs.
 pub(crate) fn connect(path: &Path) -> Result<Connection, StoreError> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(|e| map_err(path, e))?;
-    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(|e| map_err(path, e))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(|e| map_err(path, e))?;
     // Durable commits: in WAL mode, FULL syncs the WAL on every commit.
     conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA cache_size = -16384;")
         .map_err(|e| map_err(path, e))?;
@@ -52,18 +55,30 @@ pub(crate) fn connect(path: &Path) -> Result<Connection, StoreError> {
 pub(crate) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     let conn = connect(path)?;
     // auto_vacuum must be chosen before the first table exists; it lets compaction give space back.
-    conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL;").map_err(|e| map_err(path, e))?;
-    let mode: String =
-        conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(|e| map_err(path, e))?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        return Err(StoreError::Internal(format!("database {}: cannot enable WAL (mode {mode})", path.display())));
-    }
-    let check: String = conn.query_row("PRAGMA quick_check", [], |r| r.get(0)).map_err(|e| map_err(path, e))?;
-    if check != "ok" {
-        return Err(StoreError::Internal(format!("database {} is corrupt: {check}", path.display())));
-    }
-    conn.execute_batch(&format!("PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}; {SCHEMA}"))
+    conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL;")
         .map_err(|e| map_err(path, e))?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .map_err(|e| map_err(path, e))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Internal(format!(
+            "database {}: cannot enable WAL (mode {mode})",
+            path.display()
+        )));
+    }
+    let check: String = conn
+        .query_row("PRAGMA quick_check", [], |r| r.get(0))
+        .map_err(|e| map_err(path, e))?;
+    if check != "ok" {
+        return Err(StoreError::Internal(format!(
+            "database {} is corrupt: {check}",
+            path.display()
+        )));
+    }
+    conn.execute_batch(&format!(
+        "PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}; {SCHEMA}"
+    ))
+    .map_err(|e| map_err(path, e))?;
     Ok(conn)
 }
 
@@ -74,12 +89,22 @@ pub(crate) fn meta(conn: &Connection) -> rusqlite::Result<(Revision, Revision)> 
 }
 
 /// Checks that `revision` is readable given the head and compaction revisions.
-pub(crate) fn check_readable(revision: Revision, head: Revision, compacted: Revision) -> Result<(), StoreError> {
+pub(crate) fn check_readable(
+    revision: Revision,
+    head: Revision,
+    compacted: Revision,
+) -> Result<(), StoreError> {
     if revision < compacted {
-        return Err(StoreError::Compacted { requested: revision, compacted });
+        return Err(StoreError::Compacted {
+            requested: revision,
+            compacted,
+        });
     }
     if revision > head {
-        return Err(StoreError::FutureRevision { requested: revision, current: head });
+        return Err(StoreError::FutureRevision {
+            requested: revision,
+            current: head,
+        });
     }
     Ok(())
 }
@@ -113,7 +138,12 @@ pub(crate) fn event(row: &Row<'_>) -> rusqlite::Result<WatchEvent> {
             Some(prev) => WatchEvent::deleted(prev, revision),
             None => WatchEvent {
                 kind: EventKind::Delete,
-                kv: KeyValue { key, value: Bytes::new(), create_revision: 0, mod_revision: revision },
+                kv: KeyValue {
+                    key,
+                    value: Bytes::new(),
+                    create_revision: 0,
+                    mod_revision: revision,
+                },
                 prev: None,
             },
         }
@@ -124,7 +154,11 @@ pub(crate) fn event(row: &Row<'_>) -> rusqlite::Result<WatchEvent> {
             create_revision: row.get(2)?,
             mod_revision: revision,
         };
-        WatchEvent { kind: EventKind::Put, kv, prev }
+        WatchEvent {
+            kind: EventKind::Put,
+            kv,
+            prev,
+        }
     };
     Ok(event)
 }
@@ -140,13 +174,19 @@ pub(crate) fn latest(conn: &Connection, key: &[u8]) -> rusqlite::Result<Option<K
 }
 
 /// The key's version visible at `revision` (`None` if absent or deleted then).
-pub(crate) fn at_revision(conn: &Connection, key: &[u8], revision: Revision) -> rusqlite::Result<Option<KeyValue>> {
+pub(crate) fn at_revision(
+    conn: &Connection,
+    key: &[u8],
+    revision: Revision,
+) -> rusqlite::Result<Option<KeyValue>> {
     let row = conn
         .prepare_cached(
             "SELECT name, value, create_rev, rev, deleted FROM kv WHERE name = ?1 AND rev <= ?2
              ORDER BY rev DESC LIMIT 1",
         )?
-        .query_row(params![key, revision], |r| Ok((key_value(r)?, r.get::<_, bool>(4)?)))
+        .query_row(params![key, revision], |r| {
+            Ok((key_value(r)?, r.get::<_, bool>(4)?))
+        })
         .optional()?;
     Ok(row.and_then(|(kv, deleted)| (!deleted).then_some(kv)))
 }
@@ -155,17 +195,23 @@ pub(crate) fn at_revision(conn: &Connection, key: &[u8], revision: Revision) -> 
 pub(crate) fn map_err(path: &Path, error: rusqlite::Error) -> StoreError {
     let db = path.display();
     match error.sqlite_error_code() {
-        Some(ErrorCode::DiskFull) => StoreError::Unavailable(format!("database {db}: disk full ({error})")),
-        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => {
-            StoreError::Internal(format!("database {db} is corrupt or not a Gantry database: {error}"))
+        Some(ErrorCode::DiskFull) => {
+            StoreError::Unavailable(format!("database {db}: disk full ({error})"))
         }
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
-            StoreError::Unavailable(format!("database {db} is locked by another process ({error})"))
-        }
+        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => StoreError::Internal(
+            format!("database {db} is corrupt or not a Gantry database: {error}"),
+        ),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Unavailable(
+            format!("database {db} is locked by another process ({error})"),
+        ),
         Some(ErrorCode::CannotOpen | ErrorCode::PermissionDenied | ErrorCode::ReadOnly) => {
-            StoreError::Unavailable(format!("database {db} cannot be opened for writing: {error}"))
+            StoreError::Unavailable(format!(
+                "database {db} cannot be opened for writing: {error}"
+            ))
         }
-        Some(ErrorCode::SystemIoFailure) => StoreError::Unavailable(format!("database {db}: I/O error ({error})")),
+        Some(ErrorCode::SystemIoFailure) => {
+            StoreError::Unavailable(format!("database {db}: I/O error ({error})"))
+        }
         _ => StoreError::Internal(format!("database {db}: {error}")),
     }
 }

@@ -20,8 +20,8 @@ use std::sync::{Arc, Mutex, mpsc};
 
 use bytes::Bytes;
 use gantry_store::{
-    Deleted, EventHistory, KeyValue, RangePage, RangeRequest, Result, Revision, Store, StoreError, WatchEvent,
-    WatchHub, WatchStream, check_key,
+    Deleted, EventHistory, KeyValue, RangePage, RangeRequest, Result, Revision, Store, StoreError,
+    WatchEvent, WatchHub, WatchStream, check_key,
 };
 use rusqlite::{Connection, params};
 use tokio::sync::oneshot;
@@ -59,7 +59,10 @@ impl SqliteStore {
         let path = path.as_ref().to_path_buf();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {
-                StoreError::Unavailable(format!("cannot create directory {} for the database: {e}", dir.display()))
+                StoreError::Unavailable(format!(
+                    "cannot create directory {} for the database: {e}",
+                    dir.display()
+                ))
             })?;
         }
         let lock = lock_database(&path)?;
@@ -68,13 +71,31 @@ impl SqliteStore {
         let head = Arc::new(AtomicI64::new(head));
         let hub = Arc::new(WatchHub::default());
         let (sender, requests) = mpsc::channel();
-        let writer = Writer::new(conn, path.clone(), requests, hub.clone(), head.clone(), compacted);
+        let writer = Writer::new(
+            conn,
+            path.clone(),
+            requests,
+            hub.clone(),
+            head.clone(),
+            compacted,
+        );
         std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || writer.run())
-            .map_err(|e| StoreError::Internal(format!("cannot start the store writer thread: {e}")))?;
-        let readers = Readers(Arc::new(ReaderPool { path, idle: Mutex::new(Vec::new()) }));
-        Ok(SqliteStore { writer: sender, readers, hub, head, _lock: Arc::new(lock) })
+            .map_err(|e| {
+                StoreError::Internal(format!("cannot start the store writer thread: {e}"))
+            })?;
+        let readers = Readers(Arc::new(ReaderPool {
+            path,
+            idle: Mutex::new(Vec::new()),
+        }));
+        Ok(SqliteStore {
+            writer: sender,
+            readers,
+            hub,
+            head,
+            _lock: Arc::new(lock),
+        })
     }
 
     async fn write(&self, op: Op) -> Result<Done> {
@@ -82,19 +103,26 @@ impl SqliteStore {
         self.writer
             .send(Request { op, reply })
             .map_err(|_| StoreError::Unavailable("the store writer has stopped".into()))?;
-        answer.await.map_err(|_| StoreError::Internal("the store writer stopped before answering".into()))?
+        answer
+            .await
+            .map_err(|_| StoreError::Internal("the store writer stopped before answering".into()))?
     }
 }
 
 /// Takes the database's lock file, so two processes never write one database.
 fn lock_database(path: &Path) -> Result<File> {
     let lock_path = PathBuf::from(format!("{}.lock", path.display()));
-    let file = File::create(&lock_path)
-        .map_err(|e| StoreError::Unavailable(format!("cannot create lock file {}: {e}", lock_path.display())))?;
+    let file = File::create(&lock_path).map_err(|e| {
+        StoreError::Unavailable(format!(
+            "cannot create lock file {}: {e}",
+            lock_path.display()
+        ))
+    })?;
     file.try_lock().map_err(|e| match e {
-        std::fs::TryLockError::WouldBlock => {
-            StoreError::Unavailable(format!("database {} is in use by another process", path.display()))
-        }
+        std::fs::TryLockError::WouldBlock => StoreError::Unavailable(format!(
+            "database {} is in use by another process",
+            path.display()
+        )),
         std::fs::TryLockError::Error(e) => {
             StoreError::Unavailable(format!("cannot lock {}: {e}", lock_path.display()))
         }
@@ -129,7 +157,12 @@ impl Readers {
 
 #[async_trait::async_trait]
 impl EventHistory for Readers {
-    async fn events_after(&self, prefix: &[u8], after: Revision, limit: usize) -> Result<Vec<WatchEvent>> {
+    async fn events_after(
+        &self,
+        prefix: &[u8],
+        after: Revision,
+        limit: usize,
+    ) -> Result<Vec<WatchEvent>> {
         let (start, end, _) = RangeRequest::prefix(Bytes::copy_from_slice(prefix)).bounds()?;
         self.read(move |conn| {
             let (_, compacted) = db::meta(conn)?;
@@ -168,7 +201,11 @@ impl Store for SqliteStore {
                 if let Err(e) = db::check_readable(revision, head, compacted) {
                     return Ok(Err(e));
                 }
-                let kv = if revision == head { db::latest(conn, &key)? } else { db::at_revision(conn, &key, revision)? };
+                let kv = if revision == head {
+                    db::latest(conn, &key)?
+                } else {
+                    db::at_revision(conn, &key, revision)?
+                };
                 Ok(Ok(kv))
             })
             .await
@@ -176,7 +213,11 @@ impl Store for SqliteStore {
 
     async fn range(&self, request: RangeRequest) -> Result<RangePage> {
         let (start, end, revision) = request.bounds()?;
-        let limit = if request.limit == 0 { i64::MAX } else { request.limit as i64 };
+        let limit = if request.limit == 0 {
+            i64::MAX
+        } else {
+            request.limit as i64
+        };
         self.readers
             .read(move |conn| {
                 let (head, compacted) = db::meta(conn)?;
@@ -225,7 +266,14 @@ impl Store for SqliteStore {
 
     async fn update(&self, key: Bytes, value: Bytes, expected: Revision) -> Result<KeyValue> {
         check_key(&key)?;
-        match self.write(Op::Update { key, value, expected }).await? {
+        match self
+            .write(Op::Update {
+                key,
+                value,
+                expected,
+            })
+            .await?
+        {
             Done::Put(kv) => Ok(kv),
             other => Err(unexpected(other)),
         }
@@ -240,7 +288,9 @@ impl Store for SqliteStore {
     }
 
     async fn watch(&self, prefix: Bytes, after: Revision) -> Result<WatchStream> {
-        self.hub.watch(Arc::new(self.readers.clone()), prefix, after).await
+        self.hub
+            .watch(Arc::new(self.readers.clone()), prefix, after)
+            .await
     }
 
     async fn compact(&self, revision: Revision) -> Result<()> {
@@ -252,5 +302,7 @@ impl Store for SqliteStore {
 }
 
 fn unexpected(done: Done) -> StoreError {
-    StoreError::Internal(format!("the store writer answered with the wrong kind of result: {done:?}"))
+    StoreError::Internal(format!(
+        "the store writer answered with the wrong kind of result: {done:?}"
+    ))
 }

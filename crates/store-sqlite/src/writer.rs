@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 
 use bytes::Bytes;
-use gantry_store::{Deleted, EventKind, KeyValue, Result, Revision, StoreError, WatchEvent, WatchHub};
+use gantry_store::{
+    Deleted, EventKind, KeyValue, Result, Revision, StoreError, WatchEvent, WatchHub,
+};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
@@ -23,10 +25,22 @@ const COMPACTION_CHUNK: Revision = 2048;
 
 #[derive(Debug)]
 pub(crate) enum Op {
-    Create { key: Bytes, value: Bytes },
-    Update { key: Bytes, value: Bytes, expected: Revision },
-    Delete { key: Bytes, expected: Option<Revision> },
-    Compact { revision: Revision },
+    Create {
+        key: Bytes,
+        value: Bytes,
+    },
+    Update {
+        key: Bytes,
+        value: Bytes,
+        expected: Revision,
+    },
+    Delete {
+        key: Bytes,
+        expected: Option<Revision>,
+    },
+    Compact {
+        revision: Revision,
+    },
 }
 
 #[derive(Debug)]
@@ -81,7 +95,15 @@ impl Writer {
         head: Arc<AtomicI64>,
         compacted: Revision,
     ) -> Self {
-        Writer { conn, path, requests, hub, head, compacted, compaction: None }
+        Writer {
+            conn,
+            path,
+            requests,
+            hub,
+            head,
+            compacted,
+            compaction: None,
+        }
     }
 
     /// Serves requests until every sender is gone.
@@ -121,7 +143,12 @@ impl Writer {
     /// Applies a batch in one transaction (plus a step of any running compaction), then answers every request.
     fn commit(&mut self, batch: Vec<Request>) {
         match self.try_commit(&batch) {
-            Ok(Committed { results, events, head, compacted }) => {
+            Ok(Committed {
+                results,
+                events,
+                head,
+                compacted,
+            }) => {
                 self.head.store(head, Ordering::Release);
                 self.compacted = compacted;
                 self.hub.publish(events);
@@ -147,13 +174,21 @@ impl Writer {
     }
 
     fn try_commit(&mut self, batch: &[Request]) -> rusqlite::Result<Committed> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut head = self.head.load(Ordering::Acquire);
         let mut compacted = self.compacted;
         let mut events = Vec::with_capacity(batch.len());
         let mut results = Vec::with_capacity(batch.len());
         for request in batch {
-            results.push(apply(&tx, &mut head, &mut compacted, &request.op, &mut events)?);
+            results.push(apply(
+                &tx,
+                &mut head,
+                &mut compacted,
+                &request.op,
+                &mut events,
+            )?);
         }
         if !batch.is_empty() {
             tx.prepare_cached("UPDATE meta SET revision = ?1, compacted = ?2 WHERE id = 0")?
@@ -163,22 +198,37 @@ impl Writer {
         let step_from = match &self.compaction {
             Some(running) => Some(running.next),
             None if compacted > self.compacted => {
-                let oldest: Option<Revision> = tx.query_row("SELECT min(rev) FROM kv", [], |r| r.get(0))?;
+                let oldest: Option<Revision> =
+                    tx.query_row("SELECT min(rev) FROM kv", [], |r| r.get(0))?;
                 Some(oldest.unwrap_or(compacted))
             }
             None => None,
         };
-        let next = step_from.map(|from| compact_step(&tx, from, compacted)).transpose()?;
+        let next = step_from
+            .map(|from| compact_step(&tx, from, compacted))
+            .transpose()?;
         tx.commit()?;
         if let Some(next) = next {
-            self.compaction.get_or_insert_with(|| Compaction { next, waiting: Vec::new() }).next = next;
+            self.compaction
+                .get_or_insert_with(|| Compaction {
+                    next,
+                    waiting: Vec::new(),
+                })
+                .next = next;
         }
-        Ok(Committed { results, events, head, compacted })
+        Ok(Committed {
+            results,
+            events,
+            head,
+            compacted,
+        })
     }
 
     fn finish_compaction_if_done(&mut self) {
         let compacted = self.compacted;
-        let Some(done) = self.compaction.take_if(|c| c.next > compacted) else { return };
+        let Some(done) = self.compaction.take_if(|c| c.next > compacted) else {
+            return;
+        };
         for reply in done.waiting {
             let _ = reply.send(Ok(Done::Compacted));
         }
@@ -189,7 +239,9 @@ impl Writer {
 
     /// Gives free pages back to the file system once compaction has freed a good share of the file.
     fn reclaim_space(&self) -> rusqlite::Result<()> {
-        let free: i64 = self.conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+        let free: i64 = self
+            .conn
+            .query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
         let total: i64 = self.conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
         if free > 256 && free * 4 > total {
             self.conn.execute_batch("PRAGMA incremental_vacuum")?;
@@ -228,12 +280,25 @@ fn apply(
                 .optional()?
                 .flatten();
             *head += 1;
-            let kv = KeyValue { key: key.clone(), value: value.clone(), create_revision: *head, mod_revision: *head };
+            let kv = KeyValue {
+                key: key.clone(),
+                value: value.clone(),
+                create_revision: *head,
+                mod_revision: *head,
+            };
             insert(tx, &kv, prev_rev.unwrap_or(0), false)?;
-            events.push(WatchEvent { kind: EventKind::Put, kv: kv.clone(), prev: None });
+            events.push(WatchEvent {
+                kind: EventKind::Put,
+                kv: kv.clone(),
+                prev: None,
+            });
             Ok(Ok(Done::Put(kv)))
         }
-        Op::Update { key, value, expected } => {
+        Op::Update {
+            key,
+            value,
+            expected,
+        } => {
             let current = match current_version(tx, key, Some(*expected))? {
                 Ok(current) => current,
                 Err(e) => return Ok(Err(e)),
@@ -246,7 +311,11 @@ fn apply(
                 mod_revision: *head,
             };
             insert(tx, &kv, current.mod_revision, false)?;
-            events.push(WatchEvent { kind: EventKind::Put, kv: kv.clone(), prev: Some(current) });
+            events.push(WatchEvent {
+                kind: EventKind::Put,
+                kv: kv.clone(),
+                prev: Some(current),
+            });
             Ok(Ok(Done::Put(kv)))
         }
         Op::Delete { key, expected } => {
@@ -258,12 +327,21 @@ fn apply(
             let event = WatchEvent::deleted(current.clone(), *head);
             insert(tx, &event.kv, current.mod_revision, true)?;
             events.push(event);
-            Ok(Ok(Done::Deleted(Deleted { prev: current, revision: *head })))
+            Ok(Ok(Done::Deleted(Deleted {
+                prev: current,
+                revision: *head,
+            })))
         }
         Op::Compact { revision } => Ok(if *revision <= *compacted {
-            Err(StoreError::Compacted { requested: *revision, compacted: *compacted })
+            Err(StoreError::Compacted {
+                requested: *revision,
+                compacted: *compacted,
+            })
         } else if *revision > *head {
-            Err(StoreError::FutureRevision { requested: *revision, current: *head })
+            Err(StoreError::FutureRevision {
+                requested: *revision,
+                current: *head,
+            })
         } else {
             *compacted = *revision;
             Ok(Done::Compacted)
@@ -272,26 +350,38 @@ fn apply(
 }
 
 /// The key's live version, if its mod revision is `expected` (when one is given).
-fn current_version(tx: &Transaction<'_>, key: &Bytes, expected: Option<Revision>) -> rusqlite::Result<Result<KeyValue>> {
+fn current_version(
+    tx: &Transaction<'_>,
+    key: &Bytes,
+    expected: Option<Revision>,
+) -> rusqlite::Result<Result<KeyValue>> {
     Ok(match db::latest(tx, key)? {
         None => Err(StoreError::NotFound { key: key.clone() }),
         Some(current) => match expected {
-            Some(expected) if expected != current.mod_revision => {
-                Err(StoreError::Conflict { key: key.clone(), expected, current: Box::new(current) })
-            }
+            Some(expected) if expected != current.mod_revision => Err(StoreError::Conflict {
+                key: key.clone(),
+                expected,
+                current: Box::new(current),
+            }),
             _ => Ok(current),
         },
     })
 }
 
 /// Appends a version (or tombstone) row and points `latest` at it.
-fn insert(tx: &Transaction<'_>, kv: &KeyValue, prev_rev: Revision, deleted: bool) -> rusqlite::Result<()> {
+fn insert(
+    tx: &Transaction<'_>,
+    kv: &KeyValue,
+    prev_rev: Revision,
+    deleted: bool,
+) -> rusqlite::Result<()> {
     tx.prepare_cached(
         "INSERT INTO kv (rev, name, create_rev, prev_rev, deleted, value) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
     .execute(params![kv.mod_revision, &kv.key[..], kv.create_revision, prev_rev, deleted, &kv.value[..]])?;
     if deleted {
-        tx.prepare_cached("DELETE FROM latest WHERE name = ?1")?.execute(params![&kv.key[..]])?;
+        tx.prepare_cached("DELETE FROM latest WHERE name = ?1")?
+            .execute(params![&kv.key[..]])?;
     } else {
         tx.prepare_cached(
             "INSERT INTO latest (name, rev) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET rev = excluded.rev",
@@ -303,7 +393,11 @@ fn insert(tx: &Transaction<'_>, kv: &KeyValue, prev_rev: Revision, deleted: bool
 
 /// Deletes, among rows in `[from, from + CHUNK)` at or below `upto`, those no read at `upto` or later can see:
 /// versions superseded at or before `upto`, and tombstones. Returns where the next step starts.
-fn compact_step(tx: &Transaction<'_>, from: Revision, upto: Revision) -> rusqlite::Result<Revision> {
+fn compact_step(
+    tx: &Transaction<'_>,
+    from: Revision,
+    upto: Revision,
+) -> rusqlite::Result<Revision> {
     let end = (from + COMPACTION_CHUNK).min(upto + 1);
     tx.prepare_cached(
         "DELETE FROM kv WHERE rev >= ?1 AND rev < ?2 AND (deleted = 1 OR EXISTS (

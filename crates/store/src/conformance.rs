@@ -2,6 +2,8 @@
 //! Each case gets a fresh, empty store. Cases assert etcd's semantics, not a backend's revision numbering: only
 //! that revisions strictly increase.
 
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed case
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -21,8 +21,8 @@ pub use error::{Result, StoreError};
 pub use hub::{EventHistory, WatchHub};
 pub use memory::MemoryStore;
 pub use types::{
-    ContinueToken, Deleted, EventKind, KeyValue, RangePage, RangeRequest, Revision, WatchEvent,
-    WatchStream, prefix_end,
+    ContinueToken, Deleted, EventKind, KeyValue, RangeBounds, RangePage, RangeRequest, Revision,
+    WatchEvent, WatchStream, prefix_end,
 };
 pub use url::{EtcdTls, StoreUrl};
 

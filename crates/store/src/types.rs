@@ -81,6 +81,10 @@ pub struct ContinueToken {
     pub last_key: Bytes,
 }
 
+/// The first key (inclusive), the end of the range (exclusive, `None` = no end) and the revision (`None` =
+/// latest) that a [`RangeRequest`] reads.
+pub type RangeBounds = (Vec<u8>, Option<Vec<u8>>, Option<Revision>);
+
 /// A request for keys under a prefix. `limit == 0` means no limit.
 #[derive(Debug, Clone, Default)]
 pub struct RangeRequest {
@@ -115,9 +119,8 @@ impl RangeRequest {
         self
     }
 
-    /// What backends read: the first key (inclusive), the end of the range (exclusive, `None` = no end) and the
-    /// revision (`None` = latest).
-    pub fn bounds(&self) -> Result<(Vec<u8>, Option<Vec<u8>>, Option<Revision>)> {
+    /// What backends read: see [`RangeBounds`].
+    pub fn bounds(&self) -> Result<RangeBounds> {
         let end = prefix_end(&self.prefix);
         match &self.continue_from {
             None => Ok((self.prefix.to_vec(), end, self.revision)),
