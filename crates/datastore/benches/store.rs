@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo bench -p gantry-datastore --features etcd --bench store -- [--backends sqlite,etcd,memory]
-//!     [--rounds 5] [--writes 40000] [--churn-updates 1000000]
+//!     [--rounds 5] [--writes 40000] [--churn-updates 1000000] [--scenarios create,range,watch,churn]
 //! ```
 //!
 //! Scenarios, each on a fresh store:
@@ -44,6 +44,7 @@ struct Options {
     rounds: usize,
     writes: u64,
     churn_updates: u64,
+    scenarios: Vec<String>,
 }
 
 fn options() -> Options {
@@ -52,6 +53,9 @@ fn options() -> Options {
         rounds: 5,
         writes: 40_000,
         churn_updates: 1_000_000,
+        scenarios: ["create", "range", "watch", "churn"]
+            .map(String::from)
+            .to_vec(),
     };
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -81,6 +85,7 @@ fn options() -> Options {
             "--churn-updates" => {
                 options.churn_updates = value().parse().expect("--churn-updates N")
             }
+            "--scenarios" => options.scenarios = value().split(',').map(String::from).collect(),
             other => panic!("unknown argument {other}"),
         }
     }
@@ -392,12 +397,17 @@ fn main() {
         for backend in &options.backends {
             let backend = *backend;
             println!("## {backend:?}");
-            let mut lines = bench_create(backend, &options).await;
-            lines.extend(bench_range(backend).await);
-            lines.extend(bench_watch(backend).await);
-            lines.extend(bench_churn(backend, &options).await);
-            for line in lines {
-                println!("- {line}");
+            for scenario in &options.scenarios {
+                let lines = match scenario.as_str() {
+                    "create" => bench_create(backend, &options).await,
+                    "range" => bench_range(backend).await,
+                    "watch" => bench_watch(backend).await,
+                    "churn" => bench_churn(backend, &options).await,
+                    other => panic!("unknown scenario {other}"),
+                };
+                for line in lines {
+                    println!("- {line}");
+                }
             }
             println!();
         }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use gantry_store::{Result, Store, StoreError, StoreUrl};
+use gantry_store::{Result, Store, StoreUrl};
 
 /// Opens (connecting or creating as needed) the store at `url`.
 pub async fn open(url: &StoreUrl) -> Result<Arc<dyn Store>> {
@@ -12,7 +12,7 @@ pub async fn open(url: &StoreUrl) -> Result<Arc<dyn Store>> {
         #[cfg(feature = "etcd")]
         StoreUrl::Etcd { .. } => Ok(Arc::new(gantry_store_etcd::EtcdStore::open(url).await?)),
         #[cfg(not(feature = "etcd"))]
-        StoreUrl::Etcd { .. } => Err(StoreError::InvalidArgument(
+        StoreUrl::Etcd { .. } => Err(gantry_store::StoreError::InvalidArgument(
             "this build of gantry has no etcd support (build with the `etcd` feature)".into(),
         )),
     }
@@ -26,6 +26,7 @@ pub async fn open_url(url: &str) -> Result<Arc<dyn Store>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gantry_store::StoreError;
 
     #[tokio::test]
     async fn opens_sqlite_by_url() {

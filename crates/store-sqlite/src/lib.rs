@@ -229,7 +229,8 @@ impl Store for SqliteStore {
                     Some(_) => format!("{column} < ?2"),
                     None => "?2 IS NULL".to_string(),
                 };
-                // Both queries bind ?1 start, ?2 end, ?3 limit + 1, ?4 revision.
+                // Both queries bind ?1 start, ?2 end, ?3 limit + 1, ?4 revision. At the head, `latest` names each
+                // live key's row; at an older revision, a key's row is the newest at or below it, if not a delete.
                 let sql = if revision == head {
                     format!(
                         "SELECT kv.name, kv.value, kv.create_rev, kv.rev FROM latest JOIN kv ON kv.rev = latest.rev
@@ -238,11 +239,12 @@ impl Store for SqliteStore {
                     )
                 } else {
                     format!(
-                        "SELECT kv.name, kv.value, kv.create_rev, kv.rev FROM
-                           (SELECT name, max(rev) AS rev FROM kv WHERE name >= ?1 AND {} AND rev <= ?4
-                            GROUP BY name) AS visible
-                         JOIN kv ON kv.rev = visible.rev WHERE kv.deleted = 0 ORDER BY kv.name LIMIT ?3",
-                        below_end("name")
+                        "SELECT kv.name, kv.value, kv.create_rev, kv.rev FROM kv
+                         WHERE kv.name >= ?1 AND {} AND kv.rev <= ?4 AND kv.deleted = 0 AND NOT EXISTS (
+                             SELECT 1 FROM kv AS newer
+                             WHERE newer.name = kv.name AND newer.rev > kv.rev AND newer.rev <= ?4)
+                         ORDER BY kv.name LIMIT ?3",
+                        below_end("kv.name")
                     )
                 };
                 let mut statement = conn.prepare_cached(&sql)?;

@@ -270,7 +270,11 @@ fn apply(
 ) -> rusqlite::Result<Result<Done>> {
     match op {
         Op::Create { key, value } => {
-            if db::latest(tx, key)?.is_some() {
+            let live: Option<Revision> = tx
+                .prepare_cached("SELECT rev FROM latest WHERE name = ?1")?
+                .query_row(params![&key[..]], |r| r.get(0))
+                .optional()?;
+            if live.is_some() {
                 return Ok(Err(StoreError::AlreadyExists { key: key.clone() }));
             }
             // A key created again after a delete follows its tombstone.
