@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use gantry_store::{
@@ -20,6 +21,8 @@ use crate::db;
 const MAX_BATCH: usize = 1024;
 /// Most value bytes committed in one transaction (a few large values are enough to fill it).
 const MAX_BATCH_BYTES: usize = 16 << 20;
+/// How long the writer waits for more requests to join a batch (see [`Writer::run`]).
+const GATHER_WAIT: Duration = Duration::from_micros(250);
 /// Revisions examined by one compaction step; bounds the time a step adds to a commit.
 const COMPACTION_CHUNK: Revision = 2048;
 
@@ -76,6 +79,8 @@ pub(crate) struct Writer {
     /// The committed compaction revision; a running compaction deletes rows up to it.
     compacted: Revision,
     compaction: Option<Compaction>,
+    /// Size of the last batch: how many requests the next one waits for.
+    last_batch: usize,
 }
 
 /// What a committed transaction did.
@@ -103,6 +108,7 @@ impl Writer {
             head,
             compacted,
             compaction: None,
+            last_batch: 0,
         }
     }
 
@@ -127,15 +133,21 @@ impl Writer {
             };
             let mut bytes = first.op.value_len();
             let mut batch = vec![first];
+            // The callers answered by the last commit are likely to write again at once: wait a moment for
+            // as many requests as the last batch had, so that one fsync serves them all.
+            let deadline = Instant::now() + GATHER_WAIT;
             while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
-                match self.requests.try_recv() {
-                    Ok(request) => {
-                        bytes += request.op.value_len();
-                        batch.push(request);
-                    }
-                    Err(_) => break,
-                }
+                let request = if batch.len() < self.last_batch {
+                    let wait = deadline.saturating_duration_since(Instant::now());
+                    self.requests.recv_timeout(wait).ok()
+                } else {
+                    self.requests.try_recv().ok()
+                };
+                let Some(request) = request else { break };
+                bytes += request.op.value_len();
+                batch.push(request);
             }
+            self.last_batch = batch.len();
             self.commit(batch);
         }
     }
