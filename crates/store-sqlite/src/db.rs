@@ -88,25 +88,16 @@ pub(crate) fn meta(conn: &Connection) -> rusqlite::Result<(Revision, Revision)> 
         .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
 }
 
-/// Checks that `revision` is readable given the head and compaction revisions.
-pub(crate) fn check_readable(
-    revision: Revision,
-    head: Revision,
-    compacted: Revision,
-) -> Result<(), StoreError> {
-    if revision < compacted {
-        return Err(StoreError::Compacted {
-            requested: revision,
-            compacted,
-        });
-    }
-    if revision > head {
-        return Err(StoreError::FutureRevision {
-            requested: revision,
-            current: head,
-        });
-    }
-    Ok(())
+/// The revision a read asked for (`None` = the head) and whether it is the head, as of the connection's
+/// current transaction; the inner error says it is compacted or in the future.
+pub(crate) fn read_revision(
+    conn: &Connection,
+    requested: Option<Revision>,
+) -> rusqlite::Result<Result<(Revision, bool), StoreError>> {
+    let (head, compacted) = meta(conn)?;
+    let revision = requested.unwrap_or(head);
+    Ok(gantry_store::check_readable(revision, head, compacted)
+        .map(|()| (revision, revision == head)))
 }
 
 /// Reads a `(name, value, create_rev, rev)` row.

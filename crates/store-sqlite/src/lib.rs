@@ -196,12 +196,11 @@ impl Store for SqliteStore {
         let key = key.to_vec();
         self.readers
             .read(move |conn| {
-                let (head, compacted) = db::meta(conn)?;
-                let revision = revision.unwrap_or(head);
-                if let Err(e) = db::check_readable(revision, head, compacted) {
-                    return Ok(Err(e));
-                }
-                let kv = if revision == head {
+                let (revision, at_head) = match db::read_revision(conn, revision)? {
+                    Ok(read) => read,
+                    Err(e) => return Ok(Err(e)),
+                };
+                let kv = if at_head {
                     db::latest(conn, &key)?
                 } else {
                     db::at_revision(conn, &key, revision)?
@@ -220,18 +219,17 @@ impl Store for SqliteStore {
         };
         self.readers
             .read(move |conn| {
-                let (head, compacted) = db::meta(conn)?;
-                let revision = revision.unwrap_or(head);
-                if let Err(e) = db::check_readable(revision, head, compacted) {
-                    return Ok(Err(e));
-                }
+                let (revision, at_head) = match db::read_revision(conn, revision)? {
+                    Ok(read) => read,
+                    Err(e) => return Ok(Err(e)),
+                };
                 let below_end = |column: &str| match end {
                     Some(_) => format!("{column} < ?2"),
                     None => "?2 IS NULL".to_string(),
                 };
                 // Both queries bind ?1 start, ?2 end, ?3 limit + 1, ?4 revision. At the head, `latest` names each
                 // live key's row; at an older revision, a key's row is the newest at or below it, if not a delete.
-                let sql = if revision == head {
+                let sql = if at_head {
                     format!(
                         "SELECT kv.name, kv.value, kv.create_rev, kv.rev FROM latest JOIN kv ON kv.rev = latest.rev
                          WHERE latest.name >= ?1 AND {} AND ?4 IS NOT NULL ORDER BY latest.name LIMIT ?3",

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use gantry_store::{
     Deleted, EventKind, KeyValue, Result, Revision, StoreError, WatchEvent, WatchHub,
+    check_compactable,
 };
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use tokio::sync::oneshot;
@@ -348,20 +349,10 @@ fn apply(
                 revision: *head,
             })))
         }
-        Op::Compact { revision } => Ok(if *revision <= *compacted {
-            Err(StoreError::Compacted {
-                requested: *revision,
-                compacted: *compacted,
-            })
-        } else if *revision > *head {
-            Err(StoreError::FutureRevision {
-                requested: *revision,
-                current: *head,
-            })
-        } else {
+        Op::Compact { revision } => Ok(check_compactable(*revision, *head, *compacted).map(|()| {
             *compacted = *revision;
-            Ok(Done::Compacted)
-        }),
+            Done::Compacted
+        })),
     }
 }
 

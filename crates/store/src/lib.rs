@@ -58,6 +58,36 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn compact(&self, revision: Revision) -> Result<()>;
 }
 
+/// `Compacted` or `FutureRevision` unless a read at `revision` is possible, given the store's head and
+/// compaction revisions.
+pub fn check_readable(revision: Revision, head: Revision, compacted: Revision) -> Result<()> {
+    if revision < compacted {
+        return Err(StoreError::Compacted {
+            requested: revision,
+            compacted,
+        });
+    }
+    if revision > head {
+        return Err(StoreError::FutureRevision {
+            requested: revision,
+            current: head,
+        });
+    }
+    Ok(())
+}
+
+/// `Compacted` or `FutureRevision` unless a compaction to `revision` is possible: later than the last one
+/// (as etcd requires) and not after the head.
+pub fn check_compactable(revision: Revision, head: Revision, compacted: Revision) -> Result<()> {
+    if revision <= compacted {
+        return Err(StoreError::Compacted {
+            requested: revision,
+            compacted,
+        });
+    }
+    check_readable(revision, head, compacted)
+}
+
 /// Rejects what no backend accepts: an empty key (etcd refuses it too).
 pub fn check_key(key: &[u8]) -> Result<()> {
     if key.is_empty() {

@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use crate::{
     Deleted, EventHistory, KeyValue, RangePage, RangeRequest, Result, Revision, Store, StoreError,
-    WatchEvent, WatchHub, WatchStream, check_key,
+    WatchEvent, WatchHub, WatchStream, check_compactable, check_key, check_readable,
 };
 
 /// An in-memory [`Store`].
@@ -54,19 +54,7 @@ impl Default for State {
 
 impl State {
     fn check_readable(&self, revision: Revision) -> Result<()> {
-        if revision < self.compacted {
-            return Err(StoreError::Compacted {
-                requested: revision,
-                compacted: self.compacted,
-            });
-        }
-        if revision > self.revision {
-            return Err(StoreError::FutureRevision {
-                requested: revision,
-                current: self.revision,
-            });
-        }
-        Ok(())
+        check_readable(revision, self.revision, self.compacted)
     }
 
     fn value_at(key: &Bytes, versions: &[Version], revision: Revision) -> Option<KeyValue> {
@@ -267,18 +255,7 @@ impl Store for MemoryStore {
 
     async fn compact(&self, revision: Revision) -> Result<()> {
         let mut state = self.state();
-        if revision <= state.compacted {
-            return Err(StoreError::Compacted {
-                requested: revision,
-                compacted: state.compacted,
-            });
-        }
-        if revision > state.revision {
-            return Err(StoreError::FutureRevision {
-                requested: revision,
-                current: state.revision,
-            });
-        }
+        check_compactable(revision, state.revision, state.compacted)?;
         state.compacted = revision;
         state.keys.retain(|_, versions| {
             // Keep the version visible at `revision` (unless it is a tombstone) and everything newer.
