@@ -45,6 +45,11 @@ impl EtcdServer {
         self.cluster.member(0).kill();
     }
 
+    /// Starts etcd again after [`kill`](Self::kill), on the same data and ports.
+    pub fn restart(&self) {
+        self.cluster.member(0).restart();
+    }
+
     /// etcd's data directory (its bbolt database and WAL), e.g. to measure disk use.
     pub fn data_dir(&self) -> &Path {
         self.cluster.member(0).data_dir()
@@ -66,6 +71,8 @@ pub struct EtcdMember {
     client_url: String,
     log: PathBuf,
     data_dir: PathBuf,
+    /// The etcd command line, to start the member again after a kill.
+    command: Vec<std::ffi::OsString>,
     process: Mutex<Option<Child>>,
 }
 
@@ -162,6 +169,18 @@ impl EtcdMember {
         }
     }
 
+    /// Starts a killed member again on its data directory and ports, and waits until it is healthy.
+    pub fn restart(&self) {
+        assert!(!self.is_running(), "{} is still running", self.name);
+        *self.process() = Some(spawn(&self.command, &self.log));
+        if let Err(log) = wait_until_healthy(std::slice::from_ref(self)) {
+            panic!(
+                "etcd member {} did not restart within {START_TIMEOUT:?}:\n{log}",
+                self.name
+            );
+        }
+    }
+
     /// Whether the process is still alive.
     pub fn is_running(&self) -> bool {
         let mut process = self.process();
@@ -218,34 +237,46 @@ fn launch(dir: &Path, size: usize) -> Vec<EtcdMember> {
         .map(|(i, (client_url, peer_url))| {
             let name = format!("m{i}");
             let log = dir.join(format!("{name}.log"));
-            let out = File::create(&log)
-                .unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
-            let err = out
-                .try_clone()
-                .unwrap_or_else(|e| panic!("cannot open {}: {e}", log.display()));
-            let child = Command::new(&bin)
-                .arg("--name")
-                .arg(&name)
-                .arg("--data-dir")
-                .arg(dir.join(&name))
-                .args(["--listen-client-urls", &client_url])
-                .args(["--advertise-client-urls", &client_url])
-                .args(["--listen-peer-urls", &peer_url])
-                .args(["--initial-advertise-peer-urls", &peer_url])
-                .args(["--initial-cluster", &initial_cluster])
-                .args(["--initial-cluster-state", "new"])
-                .args(["--initial-cluster-token", &token])
-                .args(["--max-request-bytes", MAX_REQUEST_BYTES])
-                .args(["--logger", "zap", "--log-outputs", "stderr", "--log-level", "warn"])
-                .stdin(Stdio::null())
-                .stdout(out)
-                .stderr(err)
-                .spawn()
-                .unwrap_or_else(|e| {
-                    panic!("cannot run {bin:?} (is etcd installed? set GANTRY_ETCD_BIN to use another binary): {e}")
-                });
+            let command: Vec<std::ffi::OsString> = [
+                bin.clone(),
+                "--name".into(),
+                name.clone().into(),
+                "--data-dir".into(),
+                dir.join(&name).into(),
+            ]
+            .into_iter()
+            .chain(
+                [
+                    "--listen-client-urls",
+                    &client_url,
+                    "--advertise-client-urls",
+                    &client_url,
+                    "--listen-peer-urls",
+                    &peer_url,
+                    "--initial-advertise-peer-urls",
+                    &peer_url,
+                    "--initial-cluster",
+                    &initial_cluster,
+                    "--initial-cluster-state",
+                    "new",
+                    "--initial-cluster-token",
+                    &token,
+                    "--max-request-bytes",
+                    MAX_REQUEST_BYTES,
+                    "--logger",
+                    "zap",
+                    "--log-outputs",
+                    "stderr",
+                    "--log-level",
+                    "warn",
+                ]
+                .map(std::ffi::OsString::from),
+            )
+            .collect();
+            let child = spawn(&command, &log);
             EtcdMember {
                 data_dir: dir.join(&name),
+                command,
                 name,
                 client_url,
                 log,
@@ -253,6 +284,30 @@ fn launch(dir: &Path, size: usize) -> Vec<EtcdMember> {
             }
         })
         .collect()
+}
+
+/// Runs `command` (etcd and its arguments) with its output appended to `log`.
+fn spawn(command: &[std::ffi::OsString], log: &Path) -> Child {
+    let out = File::options()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap_or_else(|e| panic!("cannot open {}: {e}", log.display()));
+    let err = out
+        .try_clone()
+        .unwrap_or_else(|e| panic!("cannot open {}: {e}", log.display()));
+    Command::new(&command[0])
+        .args(&command[1..])
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {:?} (is etcd installed? set GANTRY_ETCD_BIN to use another binary): {e}",
+                command[0]
+            )
+        })
 }
 
 /// Waits until every member reports healthy; on failure, the end of the failed (or all) members' logs.

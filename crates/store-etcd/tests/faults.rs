@@ -73,6 +73,37 @@ async fn an_etcd_that_dies_makes_requests_and_watches_fail_promptly() {
 }
 
 #[tokio::test]
+async fn the_store_recovers_when_etcd_comes_back() {
+    let server = EtcdServer::start();
+    let store = EtcdStore::connect(&server.endpoints(), None).await.unwrap();
+    let kv = store
+        .create(Bytes::from("/k"), Bytes::from("v"))
+        .await
+        .unwrap();
+    server.kill();
+    let err = store.get(b"/k", None).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    server.restart();
+    // The same store (no reconnect by the caller) serves again once its connection is re-established.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let read = loop {
+        match store.get(b"/k", None).await {
+            Ok(read) => break read,
+            Err(StoreError::Unavailable(e)) if Instant::now() < deadline => {
+                println!("not yet: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("etcd is back but the store still fails: {e}"),
+        }
+    };
+    assert_eq!(read, Some(kv), "the acknowledged write survived the crash");
+    store
+        .create(Bytes::from("/after"), Bytes::from("v"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn an_endpoint_that_does_not_speak_grpc_is_unavailable_promptly() {
     // Accepts connections (the kernel completes the handshake) but never answers.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
