@@ -1,0 +1,269 @@
+//! The Kubernetes API, served over HTTPS: authentication, discovery and the generic REST engine over the store.
+//!
+//! Path of a request: TLS accept ([`serve`]) → identity from the client certificate or bearer token →
+//! [`Api::handle`] → a discovery document or [`rest`] (the registry says which kind) → [`Store`].
+
+mod discovery;
+mod objects;
+mod request;
+mod response;
+mod rest;
+mod serve;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use gantry_api::{ApiError, GroupResource, registry};
+use gantry_pki::{Identity, Tokens};
+use gantry_store::Store;
+use http::{Method, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::json;
+
+pub use serve::{identity_from_certificate, serve};
+
+use request::{Route, Verb};
+use response::Response;
+
+/// The Kubernetes version the API reports (its minor decides which kubectl the kubectl dispatcher runs).
+pub const KUBERNETES_VERSION: (u32, u32, u32) = (1, 33, 0);
+
+/// Namespaces that exist in every cluster.
+const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// The API server's state, shared by every connection.
+pub struct Api {
+    store: Arc<dyn Store>,
+    tokens: Tokens,
+}
+
+impl std::fmt::Debug for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Api")
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Api {
+    pub fn new(store: Arc<dyn Store>, tokens: Tokens) -> Self {
+        Api { store, tokens }
+    }
+
+    /// Creates what every cluster has from the start (the system namespaces), if missing.
+    pub async fn bootstrap(&self) -> Result<(), ApiError> {
+        for name in SYSTEM_NAMESPACES {
+            let mut namespace = json!({
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": name},
+                "spec": {"finalizers": ["kubernetes"]},
+                "status": {"phase": "Active"},
+            });
+            objects::prepare_for_create(&mut namespace);
+            let key = format!("/registry/core/namespaces/{name}");
+            match self
+                .store
+                .create(key.into(), objects::encode(&namespace)?)
+                .await
+            {
+                Ok(_) | Err(gantry_store::StoreError::AlreadyExists { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Answers one request. `identity` is the verified client certificate's, if any.
+    pub async fn handle<B>(&self, request: http::Request<B>, identity: Option<Identity>) -> Response
+    where
+        B: hyper::body::Body<Data = Bytes> + Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let path = request.uri().path().to_string();
+        if let Some(answer) = public(&path) {
+            return answer;
+        }
+        let identity = identity.or_else(|| self.bearer(&request));
+        if identity.is_none() {
+            return response::error(&ApiError::unauthorized("Unauthorized"));
+        }
+        response::respond(self.route(request, &path).await)
+    }
+
+    fn bearer<B>(&self, request: &http::Request<B>) -> Option<Identity> {
+        let value = request
+            .headers()
+            .get(header::AUTHORIZATION)?
+            .to_str()
+            .ok()?;
+        let token = value.strip_prefix("Bearer ")?.trim();
+        self.tokens.verify(token)
+    }
+
+    async fn route<B>(&self, request: http::Request<B>, path: &str) -> Result<Response, ApiError>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let query = request::query_params(request.uri().query());
+        let accept = request
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|a| a.to_str().ok())
+            .map(str::to_string);
+        let not_found = || ApiError {
+            code: 404,
+            reason: "NotFound",
+            message: "the server could not find the requested resource".into(),
+            details: None,
+        };
+        if path.starts_with("/openapi/") {
+            return Err(not_found());
+        }
+        let route = request::route(request.method(), path, &query);
+        match route {
+            Route::CoreGroup => Ok(discovery::root(
+                true,
+                discovery::negotiate(accept.as_deref()),
+            )),
+            Route::Groups => Ok(discovery::root(
+                false,
+                discovery::negotiate(accept.as_deref()),
+            )),
+            Route::Group { group } => discovery::group(&group).ok_or_else(not_found),
+            Route::GroupVersion { group, version } => {
+                discovery::group_version(&group, &version).ok_or_else(not_found)
+            }
+            Route::NotFound => Err(not_found()),
+            Route::Resource(resource_request) => {
+                let resource = registry::find(
+                    &resource_request.group,
+                    &resource_request.version,
+                    &resource_request.resource,
+                )
+                .ok_or_else(not_found)?;
+                // Cluster-scoped resources have no namespace; namespaced ones need one, except to list or
+                // watch across all namespaces.
+                let across_namespaces = matches!(resource_request.verb, Verb::List | Verb::Watch);
+                let scoped = resource_request.namespace.is_some();
+                if scoped != resource.namespaced && !(resource.namespaced && across_namespaces) {
+                    return Err(not_found());
+                }
+                let gr = GroupResource::new(resource.group, resource.plural);
+                if let Some(sub) = &resource_request.subresource {
+                    return Err(match resource.subresource(sub) {
+                        Some(_) => {
+                            ApiError::method_not_supported(gr, "this subresource (not yet served)")
+                        }
+                        None => not_found(),
+                    });
+                }
+                let body = match request.method() {
+                    &Method::POST | &Method::PUT => read_body(request).await?,
+                    _ => Bytes::new(),
+                };
+                let call = rest::Call {
+                    store: &self.store,
+                    resource,
+                    request: &resource_request,
+                    query: &query,
+                };
+                let name = resource_request.name.as_deref().unwrap_or_default();
+                match resource_request.verb {
+                    Verb::Get => call.get(name).await,
+                    Verb::List => call.list().await,
+                    Verb::Watch => call.watch().await,
+                    Verb::Create if resource_request.name.is_none() => call.create(&body).await,
+                    Verb::Update => call.update(name, &body).await,
+                    Verb::Delete => call.delete(name).await,
+                    Verb::Create => Err(ApiError::method_not_supported(gr, "create")),
+                    Verb::Patch => Err(ApiError::method_not_supported(gr, "patch")),
+                    Verb::DeleteCollection => {
+                        Err(ApiError::method_not_supported(gr, "deletecollection"))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What anyone may read without credentials, as in Kubernetes.
+fn public(path: &str) -> Option<Response> {
+    match path.trim_end_matches('/') {
+        "/healthz" | "/livez" | "/readyz" => {
+            Some(response::bytes(StatusCode::OK, "text/plain", "ok"))
+        }
+        "/version" => {
+            let (major, minor, patch) = KUBERNETES_VERSION;
+            Some(response::json(
+                StatusCode::OK,
+                &json!({
+                    "major": major.to_string(),
+                    "minor": minor.to_string(),
+                    "gitVersion": format!("v{major}.{minor}.{patch}+gantry"),
+                    "gitCommit": "",
+                    "gitTreeState": "clean",
+                    "buildDate": "1970-01-01T00:00:00Z",
+                    "goVersion": "",
+                    "compiler": "rustc",
+                    "platform": format!("{}/{}", std::env::consts::OS, normalized_arch()),
+                }),
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// The architecture as Kubernetes names it.
+fn normalized_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+/// The body of a write, JSON (or no Content-Type, read as JSON); at most 3 MiB.
+async fn read_body<B>(request: http::Request<B>) -> Result<Bytes, ApiError>
+where
+    B: hyper::body::Body<Data = Bytes> + Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|c| c.to_str().ok())
+        .unwrap_or("");
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    if !media.is_empty() && media != "application/json" && media != "*/*" {
+        return Err(ApiError::unsupported_media_type(&["application/json"]));
+    }
+    let too_large =
+        || ApiError::request_entity_too_large(format!("limit is {} bytes", rest::MAX_BODY_BYTES));
+    // Refuse a declared oversize body before reading it (a client waiting on `Expect: 100-continue` then
+    // never sends it).
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|l| l.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > rest::MAX_BODY_BYTES) {
+        return Err(too_large());
+    }
+    let limited = http_body_util::Limited::new(request.into_body(), rest::MAX_BODY_BYTES);
+    match limited.collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(ApiError::request_entity_too_large(format!(
+                "limit is {} bytes",
+                rest::MAX_BODY_BYTES
+            )))
+        }
+        Err(e) => Err(ApiError::bad_request(format!(
+            "cannot read the request body: {e}"
+        ))),
+    }
+}

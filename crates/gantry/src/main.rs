@@ -1,0 +1,128 @@
+//! `gantry`: one binary for the whole cluster. `gantry server` runs the control plane.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use gantry_pki::{ClusterPki, PkiOptions, Tokens};
+use gantry_store::StoreUrl;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "gantry",
+    version,
+    about = "A Kubernetes-compatible container orchestrator in one binary"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs the control plane: the Kubernetes API over HTTPS on the embedded store (or etcd).
+    Server(ServerArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServerArgs {
+    /// Where the server keeps its state: certificates, tokens, the kubeconfig and (by default) the database.
+    #[arg(long, default_value = "/var/lib/gantry")]
+    data_dir: PathBuf,
+    /// Address and port of the HTTPS API.
+    #[arg(long, default_value = "0.0.0.0:6443")]
+    listen: SocketAddr,
+    /// The store: sqlite:///PATH (default: DATA_DIR/state.db) or etcd://HOST:PORT[,HOST:PORT...].
+    #[arg(long)]
+    datastore: Option<String>,
+    /// Extra names or addresses for the serving certificate (repeatable).
+    #[arg(long = "tls-san")]
+    tls_sans: Vec<String>,
+    /// Do not run a node agent in the server process.
+    #[arg(long)]
+    disable_agent: bool,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("GANTRY_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("gantry: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(match cli.command {
+        Command::Server(args) => server(args),
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("gantry: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn server(args: ServerArgs) -> Result<(), String> {
+    let url = match &args.datastore {
+        Some(url) => StoreUrl::parse(url).map_err(|e| e.to_string())?,
+        None => StoreUrl::default_in(&args.data_dir),
+    };
+    let store = gantry_datastore::open(&url)
+        .await
+        .map_err(|e| format!("cannot open the store: {e}"))?;
+    let options = PkiOptions {
+        listen_addresses: vec![args.listen.ip()],
+        tls_sans: args.tls_sans,
+        ..PkiOptions::default()
+    };
+    let pki = ClusterPki::load_or_create(&args.data_dir, &options).map_err(|e| e.to_string())?;
+    let tokens = Tokens::load_or_create(&args.data_dir).map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let kubeconfig = args.data_dir.join("kubeconfig");
+    pki.write_kubeconfig(&kubeconfig, &format!("https://{}", client_address(local)))
+        .map_err(|e| e.to_string())?;
+    let api = Arc::new(gantry_apiserver::Api::new(store, tokens));
+    api.bootstrap()
+        .await
+        .map_err(|e| format!("cannot create the system namespaces: {e}"))?;
+    let tls = pki.server_config(false).map_err(|e| e.to_string())?;
+    if !args.disable_agent {
+        tracing::warn!("the node agent is not built yet: this server runs the control plane only");
+    }
+    tracing::info!(listen = %local, kubeconfig = %kubeconfig.display(), "gantry server is ready");
+    println!(
+        "gantry server listening on https://{local}; kubeconfig: {}",
+        kubeconfig.display()
+    );
+    tokio::select! {
+        served = gantry_apiserver::serve(listener, tls, api) => served.map_err(|e| e.to_string()),
+        _ = tokio::signal::ctrl_c() => Ok(()),
+    }
+}
+
+/// The address clients should use for a listen address: loopback for the unspecified address.
+fn client_address(listen: SocketAddr) -> SocketAddr {
+    match listen.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => {
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), listen.port())
+        }
+        ip if ip.is_unspecified() => {
+            SocketAddr::new(IpAddr::V6(std::net::Ipv6Addr::LOCALHOST), listen.port())
+        }
+        _ => listen,
+    }
+}

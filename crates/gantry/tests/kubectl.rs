@@ -1,0 +1,460 @@
+//! End to end: a real `gantry server` process driven by the real kubectl binaries (1.27, 1.30 and 1.33, each
+//! called directly) and by curl for what kubectl does not show (status codes, unauthenticated requests).
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const KUBECTL_VERSIONS: &[&str] = &["1.27", "1.30", "1.33"];
+
+/// A `gantry server` on a free loopback port with a fresh data directory; killed on drop.
+struct Server {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start() -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_gantry"))
+            .args([
+                "server",
+                "--disable-agent",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+            ])
+            .arg(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // The server prints one line once it serves.
+        let (ready, wait) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(line)) = lines.next() {
+                let _ = ready.send(line);
+            }
+            lines.for_each(drop);
+        });
+        let line = wait
+            .recv_timeout(Duration::from_secs(20))
+            .expect("gantry server did not start within 20 s");
+        assert!(line.contains("listening on https://"), "{line}");
+        Server { child, port, dir }
+    }
+
+    fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("kubeconfig")
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("https://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The directory of the versioned kubectl binaries: beside the `kubectl` dispatcher on PATH.
+fn kubectl_dir() -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap();
+    let dispatcher = std::env::split_paths(&path)
+        .map(|dir| dir.join("kubectl"))
+        .find(|p| p.exists())
+        .expect("kubectl on PATH");
+    std::fs::canonicalize(dispatcher)
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn kubectl(version: &str, server: &Server, args: &[&str]) -> Output {
+    let binary = kubectl_dir().join(format!("kubectl.{version}"));
+    assert!(binary.exists(), "{} is missing", binary.display());
+    Command::new(binary)
+        .arg("--kubeconfig")
+        .arg(server.kubeconfig())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Runs kubectl and returns its stdout, failing the test (with stderr) if it fails.
+fn ok(version: &str, server: &Server, args: &[&str]) -> String {
+    let out = kubectl(version, server, args);
+    assert!(
+        out.status.success(),
+        "kubectl {version} {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// curl's status code and body for a request (no client certificate, the server's CA not checked).
+fn curl(url: &str, extra: &[&str]) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-sk", "-w", "\n%{http_code}"])
+        .args(extra)
+        .arg(url)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (code.parse().unwrap(), body.to_string())
+}
+
+#[test]
+fn kubectl_reads_version_discovery_and_system_namespaces() {
+    let server = Server::start();
+    for version in KUBECTL_VERSIONS {
+        let out = ok(version, &server, &["version"]);
+        assert!(out.contains("v1.33.0+gantry"), "{version}: {out}");
+        let namespaces = ok(version, &server, &["get", "namespaces", "-o", "name"]);
+        for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+            assert!(
+                namespaces.contains(&format!("namespace/{ns}\n")),
+                "{version}: {namespaces}"
+            );
+        }
+        let resources = ok(version, &server, &["api-resources"]);
+        for line in [
+            "deployments",
+            "deploy",
+            "apps/v1",
+            "horizontalpodautoscalers",
+        ] {
+            assert!(
+                resources.contains(line),
+                "{version}: api-resources lacks {line}: {resources}"
+            );
+        }
+        // Short names resolve through discovery.
+        ok(version, &server, &["get", "deploy", "-n", "kube-system"]);
+    }
+}
+
+#[test]
+fn kubectl_creates_lists_selects_and_deletes_objects() {
+    let server = Server::start();
+    for version in KUBECTL_VERSIONS {
+        let ns = format!("team-{}", version.replace('.', "-"));
+        let manifest = write(
+            server.dir.path(),
+            &format!("{ns}.yaml"),
+            &format!(
+                "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {ns}\n---\n\
+                 apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web\n  namespace: {ns}\n  labels: {{app: web}}\ndata:\n  color: blue\n---\n\
+                 apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: db\n  namespace: {ns}\n  labels: {{app: db}}\ndata:\n  size: large\n"
+            ),
+        );
+        let manifest = manifest.to_str().unwrap();
+        let created = ok(
+            version,
+            &server,
+            &["create", "--validate=false", "-f", manifest],
+        );
+        assert!(
+            created.contains(&format!("namespace/{ns} created")),
+            "{created}"
+        );
+        assert!(created.contains("configmap/web created"), "{created}");
+
+        let json = ok(
+            version,
+            &server,
+            &["get", "configmap", "web", "-n", &ns, "-o", "json"],
+        );
+        let object: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(object["data"]["color"], "blue");
+        assert_eq!(object["metadata"]["namespace"], ns.as_str());
+        assert!(
+            object["metadata"]["uid"]
+                .as_str()
+                .is_some_and(|u| u.len() == 36)
+        );
+        assert!(
+            object["metadata"]["resourceVersion"]
+                .as_str()
+                .is_some_and(|rv| rv.parse::<u64>().is_ok())
+        );
+
+        let selected = ok(
+            version,
+            &server,
+            &["get", "cm", "-n", &ns, "-l", "app in (web)", "-o", "name"],
+        );
+        assert_eq!(selected, "configmap/web\n");
+        let jsonpath = ok(
+            version,
+            &server,
+            &["get", "cm", "db", "-n", &ns, "-o", "jsonpath={.data.size}"],
+        );
+        assert_eq!(jsonpath, "large");
+
+        // Creating it again is a conflict; a missing one is NotFound.
+        let again = kubectl(
+            version,
+            &server,
+            &["create", "--validate=false", "-f", manifest],
+        );
+        assert!(!again.status.success());
+        assert!(
+            String::from_utf8_lossy(&again.stderr).contains("AlreadyExists"),
+            "{again:?}"
+        );
+        ok(version, &server, &["delete", "configmap", "web", "-n", &ns]);
+        let gone = kubectl(version, &server, &["get", "configmap", "web", "-n", &ns]);
+        assert!(!gone.status.success());
+        assert!(
+            String::from_utf8_lossy(&gone.stderr).contains(r#"configmaps "web" not found"#),
+            "{gone:?}"
+        );
+    }
+    // Objects need their namespace.
+    let orphan = write(
+        server.dir.path(),
+        "orphan.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  namespace: nowhere\n",
+    );
+    let out = kubectl(
+        "1.33",
+        &server,
+        &["create", "--validate=false", "-f", orphan.to_str().unwrap()],
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(r#"namespaces "nowhere" not found"#),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn kubectl_watch_sees_changes() {
+    let server = Server::start();
+    let binary = kubectl_dir().join("kubectl.1.33");
+    let mut watch = Command::new(binary)
+        .arg("--kubeconfig")
+        .arg(server.kubeconfig())
+        .args(["get", "configmaps", "--watch-only", "-o", "name"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = watch.stdout.take().unwrap();
+    let (lines, seen) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+    let manifest = write(
+        server.dir.path(),
+        "watched.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: watched\ndata:\n  a: b\n",
+    );
+    // kubectl lists before it watches: keep creating until the watch has started and sees one.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut attempt = 0;
+    let line = loop {
+        let name = format!("watched-{attempt}");
+        let text = std::fs::read_to_string(&manifest)
+            .unwrap()
+            .replace("name: watched", &format!("name: {name}"));
+        let file = write(server.dir.path(), &format!("{name}.yaml"), &text);
+        ok(
+            "1.33",
+            &server,
+            &["create", "--validate=false", "-f", file.to_str().unwrap()],
+        );
+        if let Ok(line) = seen.recv_timeout(Duration::from_secs(2)) {
+            break line;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the watch saw nothing within 20 s"
+        );
+        attempt += 1;
+    };
+    assert!(line.starts_with("configmap/watched-"), "{line}");
+    let _ = watch.kill();
+    let _ = watch.wait();
+}
+
+#[test]
+fn requests_without_credentials_are_refused_except_health_and_version() {
+    let server = Server::start();
+    let (code, body) = curl(&server.url("/api/v1/namespaces"), &[]);
+    assert_eq!(code, 401, "{body}");
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (status["kind"].as_str(), status["reason"].as_str()),
+        (Some("Status"), Some("Unauthorized"))
+    );
+    let (code, _) = curl(
+        &server.url("/api/v1/namespaces"),
+        &["-H", "Authorization: Bearer not-a-token"],
+    );
+    assert_eq!(code, 401);
+    for path in ["/healthz", "/livez", "/readyz", "/version"] {
+        let (code, body) = curl(&server.url(path), &[]);
+        assert_eq!(code, 200, "{path}: {body}");
+    }
+    let (_, version) = curl(&server.url("/version"), &[]);
+    let version: serde_json::Value = serde_json::from_str(&version).unwrap();
+    assert_eq!(version["minor"], "33");
+}
+
+#[test]
+fn bad_requests_get_the_status_kubernetes_returns() {
+    let server = Server::start();
+    // The admin token works as a bearer token.
+    let tokens: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(server.dir.path().join("tokens")).unwrap())
+            .unwrap();
+    let token = tokens[0]["token"].as_str().unwrap().to_string();
+    let auth = format!("Authorization: Bearer {token}");
+    let (code, body) = curl(
+        &server.url("/api/v1/namespaces/default/configmaps"),
+        &["-H", &auth],
+    );
+    assert_eq!(code, 200, "{body}");
+    let post = |path: &str, body: &str, content_type: &str| {
+        curl(
+            &server.url(path),
+            &[
+                "-H",
+                &auth,
+                "-H",
+                &format!("Content-Type: {content_type}"),
+                "-X",
+                "POST",
+                "-d",
+                body,
+            ],
+        )
+    };
+    let cases = [
+        (
+            "/api/v1/namespaces/default/configmaps",
+            "{not json",
+            "application/json",
+            400,
+            "BadRequest",
+        ),
+        (
+            "/api/v1/namespaces/default/configmaps",
+            r#"{"kind":"Secret","apiVersion":"v1","metadata":{"name":"a"}}"#,
+            "application/json",
+            400,
+            "BadRequest",
+        ),
+        (
+            "/api/v1/namespaces/default/configmaps",
+            r#"{"metadata":{"name":"Not_A_Name"}}"#,
+            "application/json",
+            422,
+            "Invalid",
+        ),
+        (
+            "/api/v1/namespaces/default/configmaps",
+            r#"{"metadata":{}}"#,
+            "application/json",
+            422,
+            "Invalid",
+        ),
+        (
+            "/api/v1/namespaces/default/configmaps",
+            r#"{"metadata":{"name":"a"}}"#,
+            "application/vnd.kubernetes.protobuf",
+            415,
+            "UnsupportedMediaType",
+        ),
+        (
+            "/api/v1/namespaces/default/widgets",
+            r#"{"metadata":{"name":"a"}}"#,
+            "application/json",
+            404,
+            "NotFound",
+        ),
+    ];
+    for (path, body, content_type, code, reason) in cases {
+        let (got, answer) = post(path, body, content_type);
+        let status: serde_json::Value = serde_json::from_str(&answer).unwrap_or_default();
+        assert_eq!(
+            (got, status["reason"].as_str()),
+            (code, Some(reason)),
+            "{path} {body}: {answer}"
+        );
+    }
+    // Nothing of that was stored.
+    let (_, list) = curl(
+        &server.url("/api/v1/namespaces/default/configmaps"),
+        &["-H", &auth],
+    );
+    let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(0), "{list}");
+    // generateName makes a name; a body over 3 MiB is refused.
+    let (code, created) = post(
+        "/api/v1/namespaces/default/configmaps",
+        r#"{"metadata":{"generateName":"gen-"}}"#,
+        "application/json",
+    );
+    assert_eq!(code, 201, "{created}");
+    let created: serde_json::Value = serde_json::from_str(&created).unwrap();
+    assert!(
+        created["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("gen-")
+    );
+    let big = server.dir.path().join("big.json");
+    std::fs::write(
+        &big,
+        format!(
+            r#"{{"metadata":{{"name":"big"}},"data":{{"x":"{}"}}}}"#,
+            "x".repeat(4 << 20)
+        ),
+    )
+    .unwrap();
+    let (code, answer) = curl(
+        &server.url("/api/v1/namespaces/default/configmaps"),
+        &[
+            // Over HTTP/2 curl reports the early answer to an upload as a failure ("stream closed").
+            "--http1.1",
+            "-H",
+            &auth,
+            "-H",
+            "Content-Type: application/json",
+            "-X",
+            "POST",
+            "--data-binary",
+            &format!("@{}", big.display()),
+        ],
+    );
+    assert_eq!(code, 413, "{answer}");
+}
