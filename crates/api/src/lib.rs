@@ -7,6 +7,7 @@ pub mod fields;
 pub mod labels;
 pub mod registry;
 pub mod status;
+pub mod table;
 pub mod validation;
 
 pub use status::{ApiError, GroupKind, GroupResource};

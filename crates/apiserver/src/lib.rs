@@ -5,6 +5,7 @@
 
 mod discovery;
 mod objects;
+mod openapi;
 mod request;
 mod response;
 mod rest;
@@ -119,7 +120,7 @@ impl Api {
             details: None,
         };
         if path.starts_with("/openapi/") {
-            return Err(not_found());
+            return openapi::serve(path).ok_or_else(not_found);
         }
         let route = request::route(request.method(), path, &query);
         match route {
@@ -159,15 +160,18 @@ impl Api {
                         None => not_found(),
                     });
                 }
-                let body = match request.method() {
-                    &Method::POST | &Method::PUT => read_body(request).await?,
-                    _ => Bytes::new(),
+                let (body, media) = match request.method() {
+                    &Method::POST | &Method::PUT => read_body(request, &[response::JSON]).await?,
+                    &Method::PATCH => read_body(request, PATCH_TYPES).await?,
+                    _ => (Bytes::new(), response::JSON),
                 };
+                let output = rest::Output::negotiate(accept.as_deref(), resource, &query)?;
                 let call = rest::Call {
                     store: &self.store,
                     resource,
                     request: &resource_request,
                     query: &query,
+                    output,
                 };
                 let name = resource_request.name.as_deref().unwrap_or_default();
                 match resource_request.verb {
@@ -178,7 +182,7 @@ impl Api {
                     Verb::Update => call.update(name, &body).await,
                     Verb::Delete => call.delete(name).await,
                     Verb::Create => Err(ApiError::method_not_supported(gr, "create")),
-                    Verb::Patch => Err(ApiError::method_not_supported(gr, "patch")),
+                    Verb::Patch => call.patch(name, &body, media).await,
                     Verb::DeleteCollection => {
                         Err(ApiError::method_not_supported(gr, "deletecollection"))
                     }
@@ -224,8 +228,19 @@ fn normalized_arch() -> &'static str {
     }
 }
 
-/// The body of a write, JSON (or no Content-Type, read as JSON); at most 3 MiB.
-async fn read_body<B>(request: http::Request<B>) -> Result<Bytes, ApiError>
+/// The media types of PATCH bodies.
+const PATCH_TYPES: &[&str] = &[
+    "application/json-patch+json",
+    "application/merge-patch+json",
+    "application/strategic-merge-patch+json",
+];
+
+/// The body of a write and its media type, one of `accepted` (no Content-Type reads as the first); at most
+/// 3 MiB.
+async fn read_body<B>(
+    request: http::Request<B>,
+    accepted: &[&'static str],
+) -> Result<(Bytes, &'static str), ApiError>
 where
     B: hyper::body::Body<Data = Bytes> + Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -236,9 +251,11 @@ where
         .and_then(|c| c.to_str().ok())
         .unwrap_or("");
     let media = content_type.split(';').next().unwrap_or("").trim();
-    if !media.is_empty() && media != "application/json" && media != "*/*" {
-        return Err(ApiError::unsupported_media_type(&["application/json"]));
-    }
+    let media = match accepted.iter().find(|a| **a == media) {
+        Some(media) => *media,
+        None if media.is_empty() || media == "*/*" => accepted[0],
+        None => return Err(ApiError::unsupported_media_type(accepted)),
+    };
     let too_large =
         || ApiError::request_entity_too_large(format!("limit is {} bytes", rest::MAX_BODY_BYTES));
     // Refuse a declared oversize body before reading it (a client waiting on `Expect: 100-continue` then
@@ -252,7 +269,7 @@ where
     }
     let limited = http_body_util::Limited::new(request.into_body(), rest::MAX_BODY_BYTES);
     match limited.collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
+        Ok(collected) => Ok((collected.to_bytes(), media)),
         Err(e)
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some() =>

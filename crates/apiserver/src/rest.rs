@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use base64::Engine;
 use bytes::Bytes;
@@ -12,6 +12,7 @@ use futures::StreamExt;
 use gantry_api::fields::FieldSelector;
 use gantry_api::labels::Selector;
 use gantry_api::registry::ResourceType;
+use gantry_api::table::{self, IncludeObject};
 use gantry_api::{ApiError, GroupKind, GroupResource, field::FieldError, validation};
 use gantry_store::{
     ContinueToken, EventKind, KeyValue, RangeRequest, Revision, Store, StoreError, WatchEvent,
@@ -36,6 +37,83 @@ pub(crate) struct Call<'a> {
     pub(crate) resource: &'static ResourceType,
     pub(crate) request: &'a ResourceRequest,
     pub(crate) query: &'a HashMap<String, String>,
+    /// How reads answer: objects, or Table rows.
+    pub(crate) output: Output,
+}
+
+/// How objects leave the server: as themselves, or as `meta.k8s.io/v1` Table rows (kubectl's human output).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Output {
+    Objects,
+    Table {
+        kind: &'static str,
+        include: IncludeObject,
+    },
+}
+
+/// The content type of Table responses.
+const TABLE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io";
+
+impl Output {
+    /// Tables when `Accept` asks for them before plain JSON (as kubectl's `get` does).
+    pub(crate) fn negotiate(
+        accept: Option<&str>,
+        resource: &'static ResourceType,
+        query: &HashMap<String, String>,
+    ) -> Result<Output, ApiError> {
+        for media in accept.unwrap_or("").split(',') {
+            let params: Vec<&str> = media.split(';').map(str::trim).collect();
+            if params.contains(&"as=Table") && params.contains(&"g=meta.k8s.io") {
+                let include = match query.get("includeObject") {
+                    None => IncludeObject::Metadata,
+                    Some(value) => IncludeObject::parse(value).ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "invalid includeObject {value:?}: use None, Metadata or Object"
+                        ))
+                    })?,
+                };
+                return Ok(Output::Table {
+                    kind: resource.kind,
+                    include,
+                });
+            }
+            if matches!(params.first(), Some(&("application/json" | "*/*"))) {
+                return Ok(Output::Objects);
+            }
+        }
+        Ok(Output::Objects)
+    }
+
+    /// One object (a GET, or a watch event's object).
+    fn one(self, object: Value) -> Value {
+        match self {
+            Output::Objects => object,
+            Output::Table { kind, include } => {
+                let rv = object
+                    .pointer("/metadata/resourceVersion")
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                table::table(
+                    kind,
+                    &[object],
+                    json!({"resourceVersion": rv}),
+                    SystemTime::now(),
+                    include,
+                )
+            }
+        }
+    }
+
+    fn respond(self, status: StatusCode, body: &Value) -> Response {
+        let mut response = response::json(status, body);
+        if let Output::Table { .. } = self {
+            response.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static(TABLE),
+            );
+        }
+        response
+    }
 }
 
 impl Call<'_> {
@@ -77,7 +155,9 @@ impl Call<'_> {
 
     pub(crate) async fn get(&self, name: &str) -> Result<Response, ApiError> {
         let kv = self.read(name).await?;
-        Ok(response::json(StatusCode::OK, &objects::decode(&kv)?))
+        Ok(self
+            .output
+            .respond(StatusCode::OK, &self.output.one(objects::decode(&kv)?)))
     }
 
     async fn read(&self, name: &str) -> Result<KeyValue, ApiError> {
@@ -141,15 +221,18 @@ impl Call<'_> {
         if let Some(token) = next {
             metadata["continue"] = json!(encode_continue(&token));
         }
-        Ok(response::json(
-            StatusCode::OK,
-            &json!({
+        let body = match self.output {
+            Output::Objects => json!({
                 "kind": format!("{}List", self.resource.kind),
                 "apiVersion": self.resource.api_version(),
                 "metadata": metadata,
                 "items": items,
             }),
-        ))
+            Output::Table { kind, include } => {
+                table::table(kind, &items, metadata, SystemTime::now(), include)
+            }
+        };
+        Ok(self.output.respond(StatusCode::OK, &body))
     }
 
     pub(crate) async fn watch(&self) -> Result<Response, ApiError> {
@@ -167,19 +250,20 @@ impl Call<'_> {
                     revision,
                     objects
                         .into_iter()
-                        .map(|o| watch_line("ADDED", &o))
+                        .map(|o| watch_line("ADDED", &self.output.one(o)))
                         .collect(),
                 )
             }
             Some(rv) => (parse_revision(rv)?, Vec::new()),
         };
         let lines: Vec<Bytes> = initial;
+        let output = self.output;
         let events: futures::stream::BoxStream<'static, Bytes> =
             match self.store.watch(self.scope_prefix(), after).await {
                 Ok(stream) => stream
                     .filter_map(move |event| {
                         let line = match event {
-                            Ok(event) => watch_event(&event, &selectors),
+                            Ok(event) => watch_event(&event, &selectors, output),
                             Err(e) => Some(watch_line("ERROR", &ApiError::from(e).to_status())),
                         };
                         futures::future::ready(line)
@@ -309,6 +393,82 @@ impl Call<'_> {
             .map_err(|e| self.store_error(e, name))?;
         objects::set_resource_version(&mut object, kv.mod_revision);
         Ok(response::json(StatusCode::OK, &object))
+    }
+
+    /// PATCH with a JSON patch, a merge patch or a strategic merge patch, applied to the current object and
+    /// written back with compare-and-swap (re-applied if the object changed meanwhile, unless the patch itself
+    /// names a resourceVersion).
+    pub(crate) async fn patch(
+        &self,
+        name: &str,
+        body: &[u8],
+        media: &str,
+    ) -> Result<Response, ApiError> {
+        let patch: Value = serde_json::from_slice(body).map_err(|e| {
+            ApiError::bad_request(format!("the body of the request could not be decoded: {e}"))
+        })?;
+        for _ in 0..8 {
+            let current = self.read(name).await?;
+            let old = objects::decode(&current)?;
+            // Patched without its resourceVersion, so that one in the result comes from the patch: a precondition.
+            let mut base = old.clone();
+            objects::metadata_mut(&mut base)?.remove("resourceVersion");
+            let patched = match media {
+                "application/json-patch+json" => gantry_patch::json_patch(&base, &patch),
+                "application/merge-patch+json" => gantry_patch::merge_patch(&base, &patch),
+                _ => {
+                    let schema = gantry_patch::BuiltinSchema::for_kind(
+                        self.resource.group,
+                        self.resource.kind,
+                    );
+                    gantry_patch::strategic_merge_patch(&base, &patch, &schema)
+                }
+            }
+            .map_err(|e| ApiError {
+                code: e.code(),
+                reason: e.reason(),
+                message: e.to_string(),
+                details: None,
+            })?;
+            let mut object =
+                self.decode_body(&serde_json::to_vec(&patched).map_err(ApiError::internal)?)?;
+            if object.pointer("/metadata/name").and_then(Value::as_str) != Some(name) {
+                return Err(self.invalid(
+                    name,
+                    vec![FieldError::invalid(
+                        "metadata.name",
+                        object["metadata"]["name"].clone(),
+                        "field is immutable",
+                    )],
+                ));
+            }
+            let pinned = object
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .map(parse_revision)
+                .transpose()?;
+            let expected = pinned.unwrap_or(current.mod_revision);
+            if expected != current.mod_revision {
+                return Err(ApiError::conflict(self.group_resource(), name));
+            }
+            objects::prepare_for_update(&mut object, &old);
+            if self.dry_run() {
+                return Ok(response::json(StatusCode::OK, &object));
+            }
+            match self
+                .store
+                .update(self.key(name), objects::encode(&object)?, expected)
+                .await
+            {
+                Ok(kv) => {
+                    objects::set_resource_version(&mut object, kv.mod_revision);
+                    return Ok(response::json(StatusCode::OK, &object));
+                }
+                Err(StoreError::Conflict { .. }) if pinned.is_none() => continue,
+                Err(e) => return Err(self.store_error(e, name)),
+            }
+        }
+        Err(ApiError::conflict(self.group_resource(), name))
     }
 
     pub(crate) async fn delete(&self, name: &str) -> Result<Response, ApiError> {
@@ -484,7 +644,7 @@ fn watch_line(kind: &str, object: &Value) -> Bytes {
 
 /// The watch line for a store event, as seen through the selectors: an object that stops matching is
 /// DELETED for this watcher, one that starts matching ADDED.
-fn watch_event(event: &WatchEvent, selectors: &Selectors) -> Option<Bytes> {
+fn watch_event(event: &WatchEvent, selectors: &Selectors, output: Output) -> Option<Bytes> {
     let decode = |kv: &KeyValue| objects::decode(kv).ok();
     let previous = event
         .prev
@@ -495,16 +655,16 @@ fn watch_event(event: &WatchEvent, selectors: &Selectors) -> Option<Bytes> {
         EventKind::Put => {
             let object = decode(&event.kv)?;
             match (selectors.matches(&object), previous.is_some()) {
-                (true, true) => Some(watch_line("MODIFIED", &object)),
-                (true, false) => Some(watch_line("ADDED", &object)),
-                (false, true) => Some(watch_line("DELETED", &object)),
+                (true, true) => Some(watch_line("MODIFIED", &output.one(object))),
+                (true, false) => Some(watch_line("ADDED", &output.one(object))),
+                (false, true) => Some(watch_line("DELETED", &output.one(object))),
                 (false, false) => None,
             }
         }
         EventKind::Delete => {
             let mut object = previous?;
             objects::set_resource_version(&mut object, event.revision());
-            Some(watch_line("DELETED", &object))
+            Some(watch_line("DELETED", &output.one(object)))
         }
     }
 }

@@ -458,3 +458,164 @@ fn bad_requests_get_the_status_kubernetes_returns() {
     );
     assert_eq!(code, 413, "{answer}");
 }
+
+#[test]
+fn kubectl_apply_twice_patches_and_prints_tables() {
+    let server = Server::start();
+    let manifest = |image: &str, env: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  labels: {{app: web}}\nspec:\n  replicas: 2\n  \
+             selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec:\n      \
+             containers:\n      - name: web\n        image: {image}\n        env: [{env}]\n---\n\
+             apiVersion: v1\nkind: Service\nmetadata: {{name: web}}\nspec:\n  type: NodePort\n  selector: {{app: web}}\n  \
+             ports: [{{port: 80, targetPort: 8080, nodePort: 30080}}]\n"
+        )
+    };
+    // kubectl 1.27 and 1.28 validate client-side against OpenAPI v2, which is not served yet.
+    for version in ["1.30", "1.33"] {
+        let first = write(
+            server.dir.path(),
+            "v1.yaml",
+            &manifest(
+                "busybox:1",
+                r#"{name: A, value: "1"}, {name: B, value: "2"}"#,
+            ),
+        );
+        let out = ok(
+            version,
+            &server,
+            &["apply", "-n", "default", "-f", first.to_str().unwrap()],
+        );
+        assert!(out.contains("deployment.apps/web"), "{out}");
+        // Applying a change: a strategic merge patch that changes the image and removes one variable.
+        let second = write(
+            server.dir.path(),
+            "v2.yaml",
+            &manifest("busybox:2", r#"{name: A, value: "1"}"#),
+        );
+        let out = ok(
+            version,
+            &server,
+            &["apply", "-n", "default", "-f", second.to_str().unwrap()],
+        );
+        assert!(out.contains("deployment.apps/web configured"), "{out}");
+        let template = ok(
+            version,
+            &server,
+            &[
+                "get",
+                "deploy",
+                "web",
+                "-o",
+                "jsonpath={.spec.template.spec.containers[0].image} {.spec.template.spec.containers[0].env[*].name}",
+            ],
+        );
+        assert_eq!(template, "busybox:2 A");
+        // Tables: the columns kubectl users know.
+        let table = ok(version, &server, &["get", "deploy,svc"]);
+        assert!(
+            table.contains("READY") && table.contains("UP-TO-DATE") && table.contains("0/2"),
+            "{table}"
+        );
+        assert!(
+            table.contains("80:30080/TCP") && table.contains("NodePort"),
+            "{table}"
+        );
+        // Merge patches (label, annotate) and the three --type values of kubectl patch.
+        ok(
+            version,
+            &server,
+            &["label", "deploy", "web", "tier=front", "--overwrite"],
+        );
+        ok(
+            version,
+            &server,
+            &["annotate", "deploy", "web", "note=hi", "--overwrite"],
+        );
+        ok(
+            version,
+            &server,
+            &[
+                "patch",
+                "deploy",
+                "web",
+                "--type=json",
+                "-p",
+                r#"[{"op":"replace","path":"/spec/replicas","value":5}]"#,
+            ],
+        );
+        ok(
+            version,
+            &server,
+            &[
+                "patch",
+                "deploy",
+                "web",
+                "--type=merge",
+                "-p",
+                r#"{"spec":{"minReadySeconds":3}}"#,
+            ],
+        );
+        ok(
+            version,
+            &server,
+            &[
+                "patch",
+                "deploy",
+                "web",
+                "-p",
+                r#"{"spec":{"template":{"spec":{"containers":[{"name":"web","image":"busybox:3"}]}}}}"#,
+            ],
+        );
+        let fields = ok(
+            version,
+            &server,
+            &[
+                "get",
+                "deploy",
+                "web",
+                "-o",
+                "jsonpath={.metadata.labels.tier} {.metadata.annotations.note} {.spec.replicas} {.spec.minReadySeconds} {.spec.template.spec.containers[0].image}",
+            ],
+        );
+        assert_eq!(fields, "front hi 5 3 busybox:3");
+        ok(
+            version,
+            &server,
+            &["delete", "-f", second.to_str().unwrap()],
+        );
+    }
+    // A JSON patch whose test fails changes nothing.
+    let admin = ["create", "--validate=false", "-f"];
+    let cm = write(
+        server.dir.path(),
+        "cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  a: b\n",
+    );
+    ok(
+        "1.33",
+        &server,
+        &[&admin[..], &[cm.to_str().unwrap()]].concat(),
+    );
+    let failed = kubectl(
+        "1.33",
+        &server,
+        &[
+            "patch",
+            "cm",
+            "c",
+            "--type=json",
+            "-p",
+            r#"[{"op":"test","path":"/data/a","value":"x"},{"op":"remove","path":"/data/a"}]"#,
+        ],
+    );
+    assert!(!failed.status.success());
+    assert_eq!(
+        ok(
+            "1.33",
+            &server,
+            &["get", "cm", "c", "-o", "jsonpath={.data.a}"]
+        ),
+        "b"
+    );
+}
