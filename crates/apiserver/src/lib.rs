@@ -25,6 +25,7 @@ pub use serve::{identity_from_certificate, serve};
 
 use request::{Route, Verb};
 use response::Response;
+use rest::Part;
 
 /// The Kubernetes version the API reports (its minor decides which kubectl the kubectl dispatcher runs).
 pub const KUBERNETES_VERSION: (u32, u32, u32) = (1, 33, 0);
@@ -138,6 +139,13 @@ impl Api {
             }
             Route::NotFound => Err(not_found()),
             Route::Resource(resource_request) => {
+                // The body is read first, so that even a refusal answers a client that has sent it all (curl
+                // over HTTP/2 reports an answer to a half-sent upload as a failure).
+                let (body, media) = match request.method() {
+                    &Method::POST | &Method::PUT => read_body(request, &[response::JSON]).await?,
+                    &Method::PATCH => read_body(request, PATCH_TYPES).await?,
+                    _ => (Bytes::new(), response::JSON),
+                };
                 let resource = registry::find(
                     &resource_request.group,
                     &resource_request.version,
@@ -152,19 +160,6 @@ impl Api {
                     return Err(not_found());
                 }
                 let gr = GroupResource::new(resource.group, resource.plural);
-                if let Some(sub) = &resource_request.subresource {
-                    return Err(match resource.subresource(sub) {
-                        Some(_) => {
-                            ApiError::method_not_supported(gr, "this subresource (not yet served)")
-                        }
-                        None => not_found(),
-                    });
-                }
-                let (body, media) = match request.method() {
-                    &Method::POST | &Method::PUT => read_body(request, &[response::JSON]).await?,
-                    &Method::PATCH => read_body(request, PATCH_TYPES).await?,
-                    _ => (Bytes::new(), response::JSON),
-                };
                 let output = rest::Output::negotiate(accept.as_deref(), resource, &query)?;
                 let call = rest::Call {
                     store: &self.store,
@@ -174,18 +169,39 @@ impl Api {
                     output,
                 };
                 let name = resource_request.name.as_deref().unwrap_or_default();
-                match resource_request.verb {
-                    Verb::Get => call.get(name).await,
-                    Verb::List => call.list().await,
-                    Verb::Watch => call.watch().await,
-                    Verb::Create if resource_request.name.is_none() => call.create(&body).await,
-                    Verb::Update => call.update(name, &body).await,
-                    Verb::Delete => call.delete(name).await,
-                    Verb::Create => Err(ApiError::method_not_supported(gr, "create")),
-                    Verb::Patch => call.patch(name, &body, media).await,
-                    Verb::DeleteCollection => {
-                        Err(ApiError::method_not_supported(gr, "deletecollection"))
+                let patch_media = (resource_request.verb == Verb::Patch).then_some(media);
+                match (
+                    resource_request.subresource.as_deref(),
+                    resource_request.verb,
+                ) {
+                    (None, Verb::Get) => call.get(name).await,
+                    (None, Verb::List) => call.list().await,
+                    (None, Verb::Watch) => call.watch().await,
+                    (None, Verb::Create) if resource_request.name.is_none() => {
+                        call.create(&body).await
                     }
+                    (None, Verb::Update) => call.update(name, Part::Main, &body).await,
+                    (None, Verb::Patch) => call.patch(name, Part::Main, &body, media).await,
+                    (None, Verb::Delete) => call.delete(name).await,
+                    (Some("status"), Verb::Get) if resource.subresource("status").is_some() => {
+                        call.get(name).await
+                    }
+                    (Some("status"), Verb::Update) if resource.subresource("status").is_some() => {
+                        call.update(name, Part::Status, &body).await
+                    }
+                    (Some("status"), Verb::Patch) if resource.subresource("status").is_some() => {
+                        call.patch(name, Part::Status, &body, media).await
+                    }
+                    (Some("scale"), Verb::Get) if resource.subresource("scale").is_some() => {
+                        call.get_scale(name).await
+                    }
+                    (Some("scale"), Verb::Update | Verb::Patch)
+                        if resource.subresource("scale").is_some() =>
+                    {
+                        call.update_scale(name, &body, patch_media).await
+                    }
+                    (Some(sub), _) if resource.subresource(sub).is_none() => Err(not_found()),
+                    (_, verb) => Err(ApiError::method_not_supported(gr, verb.as_str())),
                 }
             }
         }
@@ -254,7 +270,13 @@ where
     let media = match accepted.iter().find(|a| **a == media) {
         Some(media) => *media,
         None if media.is_empty() || media == "*/*" => accepted[0],
-        None => return Err(ApiError::unsupported_media_type(accepted)),
+        None => {
+            // Read (and drop) what the client sends before refusing it, as above.
+            let _ = http_body_util::Limited::new(request.into_body(), rest::MAX_BODY_BYTES)
+                .collect()
+                .await;
+            return Err(ApiError::unsupported_media_type(accepted));
+        }
     };
     let too_large =
         || ApiError::request_entity_too_large(format!("limit is {} bytes", rest::MAX_BODY_BYTES));

@@ -358,7 +358,13 @@ impl Call<'_> {
         Ok(response::json(StatusCode::CREATED, &object))
     }
 
-    pub(crate) async fn update(&self, name: &str, body: &[u8]) -> Result<Response, ApiError> {
+    /// PUT of the object (`part` = Main) or of its status (`part` = Status).
+    pub(crate) async fn update(
+        &self,
+        name: &str,
+        part: Part,
+        body: &[u8],
+    ) -> Result<Response, ApiError> {
         let mut object = self.decode_body(body)?;
         let meta = objects::metadata_mut(&mut object)?;
         match meta.get("name").and_then(Value::as_str) {
@@ -372,72 +378,131 @@ impl Call<'_> {
                 meta.insert("name".into(), json!(name));
             }
         }
-        let requested = match meta.get("resourceVersion").and_then(Value::as_str) {
-            Some(rv) if !rv.is_empty() => Some(parse_revision(rv)?),
-            _ => None,
-        };
-        let current = self.read(name).await?;
-        let expected = requested.unwrap_or(current.mod_revision);
-        if expected != current.mod_revision {
-            return Err(ApiError::conflict(self.group_resource(), name));
-        }
-        let old = objects::decode(&current)?;
-        objects::prepare_for_update(&mut object, &old);
-        if self.dry_run() {
-            return Ok(response::json(StatusCode::OK, &object));
-        }
-        let kv = self
-            .store
-            .update(self.key(name), objects::encode(&object)?, expected)
-            .await
-            .map_err(|e| self.store_error(e, name))?;
-        objects::set_resource_version(&mut object, kv.mod_revision);
-        Ok(response::json(StatusCode::OK, &object))
+        let updated = self
+            .guaranteed_update(name, part, |_| Ok(object.clone()))
+            .await?;
+        Ok(response::json(StatusCode::OK, &updated))
     }
 
-    /// PATCH with a JSON patch, a merge patch or a strategic merge patch, applied to the current object and
-    /// written back with compare-and-swap (re-applied if the object changed meanwhile, unless the patch itself
-    /// names a resourceVersion).
+    /// PATCH of the object or its status with a JSON patch, a merge patch or a strategic merge patch.
     pub(crate) async fn patch(
         &self,
         name: &str,
+        part: Part,
         body: &[u8],
         media: &str,
     ) -> Result<Response, ApiError> {
-        let patch: Value = serde_json::from_slice(body).map_err(|e| {
-            ApiError::bad_request(format!("the body of the request could not be decoded: {e}"))
-        })?;
+        let patch = parse_patch(body)?;
+        let schema = gantry_patch::BuiltinSchema::for_kind(self.resource.group, self.resource.kind);
+        let updated = self
+            .guaranteed_update(name, part, |base| apply_patch(base, &patch, media, &schema))
+            .await?;
+        Ok(response::json(StatusCode::OK, &updated))
+    }
+
+    /// GET of the `scale` subresource: an `autoscaling/v1` `Scale`.
+    pub(crate) async fn get_scale(&self, name: &str) -> Result<Response, ApiError> {
+        let object = objects::decode(&self.read(name).await?)?;
+        Ok(response::json(StatusCode::OK, &scale_of(&object)))
+    }
+
+    /// PUT (`media` = None) or PATCH of the `scale` subresource: only `spec.replicas` changes.
+    pub(crate) async fn update_scale(
+        &self,
+        name: &str,
+        body: &[u8],
+        media: Option<&str>,
+    ) -> Result<Response, ApiError> {
+        let input = parse_patch(body)?;
+        let updated = self
+            .guaranteed_update(name, Part::Main, |base| {
+                let scale = match media {
+                    None => input.clone(),
+                    Some(media) => {
+                        apply_patch(&scale_of(base), &input, media, &gantry_patch::NoSchema)?
+                    }
+                };
+                let replicas = scale
+                    .pointer("/spec/replicas")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0);
+                if replicas < 0 {
+                    let error = FieldError::invalid(
+                        "spec.replicas",
+                        replicas,
+                        "must be greater than or equal to 0",
+                    );
+                    return Err(ApiError::invalid(
+                        GroupKind::new("autoscaling", "Scale"),
+                        name,
+                        &[error],
+                    ));
+                }
+                let mut object = base.clone();
+                object["spec"]["replicas"] = json!(replicas);
+                // A resourceVersion in the Scale is a precondition on the object.
+                if let Some(rv) = scale
+                    .pointer("/metadata/resourceVersion")
+                    .filter(|rv| rv.as_str() != Some(""))
+                {
+                    objects::metadata_mut(&mut object)?
+                        .insert("resourceVersion".into(), rv.clone());
+                }
+                Ok(object)
+            })
+            .await?;
+        Ok(response::json(StatusCode::OK, &scale_of(&updated)))
+    }
+
+    /// Reads the object, makes its new version with `change` (given the current one without its
+    /// resourceVersion) and writes it with compare-and-swap. A resourceVersion in the new version is a
+    /// precondition (409 if stale); without one, a concurrent change makes it read and change again.
+    /// For kinds with a status subresource, the main resource cannot change the status and the status
+    /// subresource can change nothing else.
+    async fn guaranteed_update(
+        &self,
+        name: &str,
+        part: Part,
+        mut change: impl FnMut(&Value) -> Result<Value, ApiError>,
+    ) -> Result<Value, ApiError> {
+        let split_status = self.resource.subresource("status").is_some();
         for _ in 0..8 {
             let current = self.read(name).await?;
             let old = objects::decode(&current)?;
-            // Patched without its resourceVersion, so that one in the result comes from the patch: a precondition.
             let mut base = old.clone();
             objects::metadata_mut(&mut base)?.remove("resourceVersion");
-            let patched = match media {
-                "application/json-patch+json" => gantry_patch::json_patch(&base, &patch),
-                "application/merge-patch+json" => gantry_patch::merge_patch(&base, &patch),
-                _ => {
-                    let schema = gantry_patch::BuiltinSchema::for_kind(
-                        self.resource.group,
-                        self.resource.kind,
-                    );
-                    gantry_patch::strategic_merge_patch(&base, &patch, &schema)
+            let changed = change(&base)?;
+            let object = match (part, split_status) {
+                (Part::Status, _) => {
+                    let mut object = old.clone();
+                    let rv = changed.pointer("/metadata/resourceVersion").cloned();
+                    objects::metadata_mut(&mut object)?.remove("resourceVersion");
+                    if let Some(rv) = rv {
+                        objects::metadata_mut(&mut object)?.insert("resourceVersion".into(), rv);
+                    }
+                    set_or_remove(&mut object, "status", changed.get("status").cloned());
+                    object
                 }
-            }
-            .map_err(|e| ApiError {
-                code: e.code(),
-                reason: e.reason(),
-                message: e.to_string(),
-                details: None,
-            })?;
+                (Part::Main, true) => {
+                    let mut object = changed;
+                    set_or_remove(&mut object, "status", old.get("status").cloned());
+                    object
+                }
+                (Part::Main, false) => changed,
+            };
+            // The result must still be this resource's, in this namespace.
             let mut object =
-                self.decode_body(&serde_json::to_vec(&patched).map_err(ApiError::internal)?)?;
+                self.decode_body(&serde_json::to_vec(&object).map_err(ApiError::internal)?)?;
             if object.pointer("/metadata/name").and_then(Value::as_str) != Some(name) {
+                let bad = object
+                    .pointer("/metadata/name")
+                    .cloned()
+                    .unwrap_or(Value::Null);
                 return Err(self.invalid(
                     name,
                     vec![FieldError::invalid(
                         "metadata.name",
-                        object["metadata"]["name"].clone(),
+                        bad,
                         "field is immutable",
                     )],
                 ));
@@ -445,24 +510,28 @@ impl Call<'_> {
             let pinned = object
                 .pointer("/metadata/resourceVersion")
                 .and_then(Value::as_str)
+                .filter(|rv| !rv.is_empty())
                 .map(parse_revision)
                 .transpose()?;
-            let expected = pinned.unwrap_or(current.mod_revision);
-            if expected != current.mod_revision {
+            if pinned.is_some_and(|rv| rv != current.mod_revision) {
                 return Err(ApiError::conflict(self.group_resource(), name));
             }
             objects::prepare_for_update(&mut object, &old);
             if self.dry_run() {
-                return Ok(response::json(StatusCode::OK, &object));
+                return Ok(object);
             }
             match self
                 .store
-                .update(self.key(name), objects::encode(&object)?, expected)
+                .update(
+                    self.key(name),
+                    objects::encode(&object)?,
+                    current.mod_revision,
+                )
                 .await
             {
                 Ok(kv) => {
                     objects::set_resource_version(&mut object, kv.mod_revision);
-                    return Ok(response::json(StatusCode::OK, &object));
+                    return Ok(object);
                 }
                 Err(StoreError::Conflict { .. }) if pinned.is_none() => continue,
                 Err(e) => return Err(self.store_error(e, name)),
@@ -608,6 +677,85 @@ impl Call<'_> {
         }
         Ok(())
     }
+}
+
+/// Which part of an object a write changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Part {
+    /// The object (for kinds with a status subresource: all but the status).
+    Main,
+    /// Only the status (the `status` subresource).
+    Status,
+}
+
+fn set_or_remove(object: &mut Value, field: &str, value: Option<Value>) {
+    if let Some(fields) = object.as_object_mut() {
+        match value {
+            Some(value) => fields.insert(field.into(), value),
+            None => fields.remove(field),
+        };
+    }
+}
+
+fn parse_patch(body: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(format!("the body of the request could not be decoded: {e}"))
+    })
+}
+
+/// Applies a patch of the given media type.
+fn apply_patch(
+    base: &Value,
+    patch: &Value,
+    media: &str,
+    schema: &dyn gantry_patch::PatchSchema,
+) -> Result<Value, ApiError> {
+    match media {
+        "application/json-patch+json" => gantry_patch::json_patch(base, patch),
+        "application/merge-patch+json" => gantry_patch::merge_patch(base, patch),
+        _ => gantry_patch::strategic_merge_patch(base, patch, schema),
+    }
+    .map_err(|e| ApiError {
+        code: e.code(),
+        reason: e.reason(),
+        message: e.to_string(),
+        details: None,
+    })
+}
+
+/// The `autoscaling/v1` `Scale` of a workload object.
+fn scale_of(object: &Value) -> Value {
+    let meta = |field: &str| {
+        object
+            .pointer(&format!("/metadata/{field}"))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let selector = object
+        .pointer("/spec/selector")
+        .and_then(|s| Selector::from_label_selector(s).ok())
+        .map(|s| s.to_string())
+        .unwrap_or_default();
+    let mut metadata = json!({
+        "name": meta("name"),
+        "namespace": meta("namespace"),
+        "uid": meta("uid"),
+        "resourceVersion": meta("resourceVersion"),
+        "creationTimestamp": meta("creationTimestamp"),
+    });
+    if let Some(fields) = metadata.as_object_mut() {
+        fields.retain(|_, v| !v.is_null());
+    }
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": metadata,
+        "spec": {"replicas": object.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1)},
+        "status": {
+            "replicas": object.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0),
+            "selector": selector,
+        },
+    })
 }
 
 /// The label and field selectors of a list or watch.

@@ -619,3 +619,140 @@ fn kubectl_apply_twice_patches_and_prints_tables() {
         "b"
     );
 }
+
+#[test]
+fn kubectl_scale_and_the_status_subresource() {
+    let server = Server::start();
+    let deployment = write(
+        server.dir.path(),
+        "web.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: web}}\n  \
+         template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers: [{name: web, image: busybox}]\n",
+    );
+    ok(
+        "1.33",
+        &server,
+        &[
+            "create",
+            "--validate=false",
+            "-f",
+            deployment.to_str().unwrap(),
+        ],
+    );
+    for version in KUBECTL_VERSIONS {
+        ok(
+            version,
+            &server,
+            &["scale", "deploy", "web", "--replicas=3"],
+        );
+        // --current-replicas makes kubectl read and PUT the Scale with a precondition.
+        ok(
+            version,
+            &server,
+            &[
+                "scale",
+                "deploy",
+                "web",
+                "--current-replicas=3",
+                "--replicas=4",
+            ],
+        );
+        let stale = kubectl(
+            version,
+            &server,
+            &[
+                "scale",
+                "deploy",
+                "web",
+                "--current-replicas=3",
+                "--replicas=5",
+            ],
+        );
+        assert!(!stale.status.success(), "a stale precondition must fail");
+        assert_eq!(
+            ok(
+                version,
+                &server,
+                &["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]
+            ),
+            "4"
+        );
+        ok(
+            version,
+            &server,
+            &["scale", "deploy", "web", "--replicas=2"],
+        );
+    }
+    let scale = ok(
+        "1.33",
+        &server,
+        &[
+            "get",
+            "--raw",
+            "/apis/apps/v1/namespaces/default/deployments/web/scale",
+        ],
+    );
+    let scale: serde_json::Value = serde_json::from_str(&scale).unwrap();
+    assert_eq!(
+        (scale["kind"].as_str(), scale["spec"]["replicas"].as_i64()),
+        (Some("Scale"), Some(2))
+    );
+    assert_eq!(scale["status"]["selector"], "app=web");
+    // The main resource cannot change the status; the status subresource changes nothing else.
+    ok(
+        "1.33",
+        &server,
+        &[
+            "patch",
+            "deploy",
+            "web",
+            "--type=merge",
+            "-p",
+            r#"{"status":{"replicas":9}}"#,
+        ],
+    );
+    assert_eq!(
+        ok(
+            "1.33",
+            &server,
+            &["get", "deploy", "web", "-o", "jsonpath={.status.replicas}"]
+        ),
+        ""
+    );
+    ok(
+        "1.33",
+        &server,
+        &[
+            "patch",
+            "deploy",
+            "web",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            r#"{"status":{"replicas":2},"spec":{"replicas":7}}"#,
+        ],
+    );
+    let fields = ok(
+        "1.33",
+        &server,
+        &[
+            "get",
+            "deploy",
+            "web",
+            "-o",
+            "jsonpath={.status.replicas} {.spec.replicas}",
+        ],
+    );
+    assert_eq!(fields, "2 2");
+    // Kinds without the subresource do not have it.
+    let missing = kubectl(
+        "1.33",
+        &server,
+        &[
+            "get",
+            "--raw",
+            "/api/v1/namespaces/default/configmaps/x/scale",
+        ],
+    );
+    assert!(!missing.status.success());
+}
