@@ -28,6 +28,8 @@ use crate::response::{self, Response};
 
 /// Largest request body accepted, as in Kubernetes.
 pub(crate) const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+/// Namespaces that exist for the cluster's own use and cannot be deleted (as in Kubernetes).
+const PERMANENT_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
 /// Store pages read while listing.
 const LIST_PAGE: usize = 500;
 
@@ -541,6 +543,19 @@ impl Call<'_> {
     }
 
     pub(crate) async fn delete(&self, name: &str) -> Result<Response, ApiError> {
+        if self.resource.plural == "namespaces" && !self.dry_run() {
+            if PERMANENT_NAMESPACES.contains(&name) {
+                return Err(ApiError::forbidden(
+                    self.group_resource(),
+                    name,
+                    "this namespace may not be deleted",
+                ));
+            }
+            self.read(name).await?;
+            if !self.delete_namespace_contents(name).await? {
+                return self.mark_terminating(name).await;
+            }
+        }
         // Retried when the object changes between the read and the delete.
         for _ in 0..8 {
             let current = self.read(name).await?;
@@ -574,6 +589,91 @@ impl Call<'_> {
             };
             match result {
                 Ok(()) => return Ok(response::json(StatusCode::OK, &object)),
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(self.store_error(e, name)),
+            }
+        }
+        Err(ApiError::conflict(self.group_resource(), name))
+    }
+
+    /// Deletes every namespaced object in `namespace` (objects held by finalizers are marked for deletion
+    /// instead). Returns whether the namespace is now empty. This stands in for the namespace controller.
+    async fn delete_namespace_contents(&self, namespace: &str) -> Result<bool, ApiError> {
+        let mut empty = true;
+        for resource in gantry_api::registry::RESOURCES
+            .iter()
+            .filter(|r| r.namespaced)
+        {
+            let prefix = format!("{}{namespace}/", resource.store_prefix());
+            let mut request = RangeRequest::prefix(prefix).limit(LIST_PAGE);
+            loop {
+                let page = self
+                    .store
+                    .range(request.clone())
+                    .await
+                    .map_err(ApiError::from)?;
+                for kv in &page.kvs {
+                    let mut object = objects::decode(kv)?;
+                    let held = object
+                        .pointer("/metadata/finalizers")
+                        .and_then(Value::as_array)
+                        .is_some_and(|f| !f.is_empty());
+                    let result = if held {
+                        empty = false;
+                        if object.pointer("/metadata/deletionTimestamp").is_some() {
+                            continue;
+                        }
+                        objects::metadata_mut(&mut object)?
+                            .insert("deletionTimestamp".into(), json!(objects::now()));
+                        self.store
+                            .update(kv.key.clone(), objects::encode(&object)?, kv.mod_revision)
+                            .await
+                            .map(drop)
+                    } else {
+                        self.store
+                            .delete(kv.key.clone(), Some(kv.mod_revision))
+                            .await
+                            .map(drop)
+                    };
+                    match result {
+                        // Changed or gone meanwhile: whatever it is now, the namespace may not be empty.
+                        Err(StoreError::Conflict { .. }) => empty = false,
+                        Ok(()) | Err(StoreError::NotFound { .. }) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                match page.next {
+                    Some(token) => request = request.continue_from(token),
+                    None => break,
+                }
+            }
+        }
+        Ok(empty)
+    }
+
+    /// A namespace whose contents are held by finalizers stays, Terminating, until they are gone.
+    async fn mark_terminating(&self, name: &str) -> Result<Response, ApiError> {
+        for _ in 0..8 {
+            let current = self.read(name).await?;
+            let mut object = objects::decode(&current)?;
+            if object.pointer("/metadata/deletionTimestamp").is_none() {
+                objects::metadata_mut(&mut object)?
+                    .insert("deletionTimestamp".into(), json!(objects::now()));
+            }
+            object["status"] = json!({"phase": "Terminating"});
+            match self
+                .store
+                .update(
+                    self.key(name),
+                    objects::encode(&object)?,
+                    current.mod_revision,
+                )
+                .await
+            {
+                Ok(kv) => {
+                    objects::set_resource_version(&mut object, kv.mod_revision);
+                    return Ok(response::json(StatusCode::OK, &object));
+                }
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(self.store_error(e, name)),
             }

@@ -756,3 +756,77 @@ fn kubectl_scale_and_the_status_subresource() {
     );
     assert!(!missing.status.success());
 }
+
+#[test]
+fn deleting_a_namespace_deletes_what_is_in_it() {
+    let server = Server::start();
+    let manifest = write(
+        server.dir.path(),
+        "ns.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: scratch\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n  namespace: scratch\n---\n\
+         apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\n  namespace: scratch\nstringData:\n  k: v\n",
+    );
+    ok(
+        "1.33",
+        &server,
+        &[
+            "create",
+            "--validate=false",
+            "-f",
+            manifest.to_str().unwrap(),
+        ],
+    );
+    ok("1.33", &server, &["delete", "namespace", "scratch"]);
+    let gone = kubectl("1.33", &server, &["get", "namespace", "scratch"]);
+    assert!(!gone.status.success());
+    // Created again, it starts empty: creating the same objects again does not conflict.
+            "-o",
+            "yaml",
+        ],
+    );
+    ok(
+        "1.33",
+        &server,
+        &[
+            "create",
+            "--validate=false",
+            "-f",
+            manifest.to_str().unwrap(),
+        ],
+    );
+    ok(
+        "1.33",
+        &server,
+        &["delete", "configmap", "a", "-n", "scratch"],
+    );
+    ok("1.33", &server, &["delete", "namespace", "scratch"]);
+    let namespace = write(
+        server.dir.path(),
+        "ns-only.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: scratch\n",
+    );
+    ok(
+        "1.33",
+        &server,
+        &[
+            "create",
+            "--validate=false",
+            "-f",
+            namespace.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        ok(
+            "1.33",
+            &server,
+            &["get", "all,cm,secrets", "-n", "scratch", "-o", "name"]
+        ),
+        ""
+    );
+    // The cluster's own namespaces cannot be deleted.
+    let refused = kubectl("1.33", &server, &["delete", "namespace", "kube-system"]);
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("this namespace may not be deleted"),
+        "{refused:?}"
+    );
+}
