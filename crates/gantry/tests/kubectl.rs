@@ -780,10 +780,6 @@ fn deleting_a_namespace_deletes_what_is_in_it() {
     let gone = kubectl("1.33", &server, &["get", "namespace", "scratch"]);
     assert!(!gone.status.success());
     // Created again, it starts empty: creating the same objects again does not conflict.
-            "-o",
-            "yaml",
-        ],
-    );
     ok(
         "1.33",
         &server,
