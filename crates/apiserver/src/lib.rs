@@ -14,7 +14,7 @@ mod serve;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use gantry_api::{ApiError, GroupResource, registry};
+use gantry_api::{ApiError, registry};
 use gantry_pki::{Identity, Tokens};
 use gantry_store::Store;
 use http::{Method, StatusCode, header};
@@ -25,7 +25,6 @@ pub use serve::{identity_from_certificate, serve};
 
 use request::{Route, Verb};
 use response::Response;
-use rest::Part;
 
 /// The Kubernetes version the API reports (its minor decides which kubectl the kubectl dispatcher runs).
 pub const KUBERNETES_VERSION: (u32, u32, u32) = (1, 33, 0);
@@ -114,12 +113,7 @@ impl Api {
             .get(header::ACCEPT)
             .and_then(|a| a.to_str().ok())
             .map(str::to_string);
-        let not_found = || ApiError {
-            code: 404,
-            reason: "NotFound",
-            message: "the server could not find the requested resource".into(),
-            details: None,
-        };
+        let not_found = response::path_not_found;
         if path.starts_with("/openapi/") {
             return openapi::serve(path).ok_or_else(not_found);
         }
@@ -159,7 +153,6 @@ impl Api {
                 if scoped != resource.namespaced && !(resource.namespaced && across_namespaces) {
                     return Err(not_found());
                 }
-                let gr = GroupResource::new(resource.group, resource.plural);
                 let output = rest::Output::negotiate(accept.as_deref(), resource, &query)?;
                 let call = rest::Call {
                     store: &self.store,
@@ -168,41 +161,7 @@ impl Api {
                     query: &query,
                     output,
                 };
-                let name = resource_request.name.as_deref().unwrap_or_default();
-                let patch_media = (resource_request.verb == Verb::Patch).then_some(media);
-                match (
-                    resource_request.subresource.as_deref(),
-                    resource_request.verb,
-                ) {
-                    (None, Verb::Get) => call.get(name).await,
-                    (None, Verb::List) => call.list().await,
-                    (None, Verb::Watch) => call.watch().await,
-                    (None, Verb::Create) if resource_request.name.is_none() => {
-                        call.create(&body).await
-                    }
-                    (None, Verb::Update) => call.update(name, Part::Main, &body).await,
-                    (None, Verb::Patch) => call.patch(name, Part::Main, &body, media).await,
-                    (None, Verb::Delete) => call.delete(name).await,
-                    (Some("status"), Verb::Get) if resource.subresource("status").is_some() => {
-                        call.get(name).await
-                    }
-                    (Some("status"), Verb::Update) if resource.subresource("status").is_some() => {
-                        call.update(name, Part::Status, &body).await
-                    }
-                    (Some("status"), Verb::Patch) if resource.subresource("status").is_some() => {
-                        call.patch(name, Part::Status, &body, media).await
-                    }
-                    (Some("scale"), Verb::Get) if resource.subresource("scale").is_some() => {
-                        call.get_scale(name).await
-                    }
-                    (Some("scale"), Verb::Update | Verb::Patch)
-                        if resource.subresource("scale").is_some() =>
-                    {
-                        call.update_scale(name, &body, patch_media).await
-                    }
-                    (Some(sub), _) if resource.subresource(sub).is_none() => Err(not_found()),
-                    (_, verb) => Err(ApiError::method_not_supported(gr, verb.as_str())),
-                }
+                call.dispatch(&body, media).await
             }
         }
     }

@@ -45,6 +45,16 @@ pub(crate) fn error(err: &ApiError) -> Response {
     response
 }
 
+/// The 404 for a path that names nothing served.
+pub(crate) fn path_not_found() -> ApiError {
+    ApiError {
+        code: 404,
+        reason: "NotFound",
+        message: "the server could not find the requested resource".into(),
+        details: None,
+    }
+}
+
 /// The result of a handler, errors turned into `Status` responses.
 pub(crate) fn respond(result: Result<Response, ApiError>) -> Response {
     result.unwrap_or_else(|e| error(&e))

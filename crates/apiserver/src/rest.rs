@@ -23,7 +23,7 @@ use hyper::body::Frame;
 use serde_json::{Map, Value, json};
 
 use crate::objects;
-use crate::request::ResourceRequest;
+use crate::request::{ResourceRequest, Verb};
 use crate::response::{self, Response};
 
 /// Largest request body accepted, as in Kubernetes.
@@ -153,6 +153,41 @@ impl Call<'_> {
 
     fn store_error(&self, error: StoreError, name: &str) -> ApiError {
         ApiError::from_store(error, self.group_resource(), name)
+    }
+
+    /// Runs the request: the verb on the resource or one of its subresources.
+    pub(crate) async fn dispatch(&self, body: &[u8], media: &str) -> Result<Response, ApiError> {
+        let request = self.request;
+        let name = request.name.as_deref().unwrap_or_default();
+        let has = |sub: &str| self.resource.subresource(sub).is_some();
+        match (request.subresource.as_deref(), request.verb) {
+            (None, Verb::Get) => self.get(name).await,
+            (None, Verb::List) => self.list().await,
+            (None, Verb::Watch) => self.watch().await,
+            (None, Verb::Create) if request.name.is_none() => self.create(body).await,
+            (None, Verb::Update) => self.update(name, Part::Main, body).await,
+            (None, Verb::Patch) => self.patch(name, Part::Main, body, media).await,
+            (None, Verb::Delete) => self.delete(name).await,
+            (Some("status"), Verb::Get) if has("status") => self.get(name).await,
+            (Some("status"), Verb::Update) if has("status") => {
+                self.update(name, Part::Status, body).await
+            }
+            (Some("status"), Verb::Patch) if has("status") => {
+                self.patch(name, Part::Status, body, media).await
+            }
+            (Some("scale"), Verb::Get) if has("scale") => self.get_scale(name).await,
+            (Some("scale"), Verb::Update) if has("scale") => {
+                self.update_scale(name, body, None).await
+            }
+            (Some("scale"), Verb::Patch) if has("scale") => {
+                self.update_scale(name, body, Some(media)).await
+            }
+            (Some(sub), _) if !has(sub) => Err(response::path_not_found()),
+            (_, verb) => Err(ApiError::method_not_supported(
+                self.group_resource(),
+                verb.as_str(),
+            )),
+        }
     }
 
     pub(crate) async fn get(&self, name: &str) -> Result<Response, ApiError> {
