@@ -136,7 +136,10 @@ impl Api {
                 // The body is read first, so that even a refusal answers a client that has sent it all (curl
                 // over HTTP/2 reports an answer to a half-sent upload as a failure).
                 let (body, media) = match request.method() {
-                    &Method::POST | &Method::PUT => read_body(request, &[response::JSON]).await?,
+                    &Method::POST | &Method::PUT => {
+                        let (body, media) = read_body(request, WRITE_TYPES).await?;
+                        (json_body(body, media)?, response::JSON)
+                    }
                     &Method::PATCH => read_body(request, PATCH_TYPES).await?,
                     _ => (Bytes::new(), response::JSON),
                 };
@@ -201,6 +204,32 @@ fn normalized_arch() -> &'static str {
         "aarch64" => "arm64",
         other => other,
     }
+}
+
+/// The media types of POST and PUT bodies: JSON, and the protobuf kubectl ≥ 1.32 sends for `kubectl create`.
+const WRITE_TYPES: &[&str] = &[response::JSON, gantry_protobuf::CONTENT_TYPE];
+
+/// A write's body as JSON: protobuf bodies are decoded into the object a JSON client would have sent.
+fn json_body(body: Bytes, media: &str) -> Result<Bytes, ApiError> {
+    if media != gantry_protobuf::CONTENT_TYPE {
+        return Ok(body);
+    }
+    let object = gantry_protobuf::decode(&body).map_err(|e| {
+        let reason = if e.status_code() == 415 {
+            "UnsupportedMediaType"
+        } else {
+            "BadRequest"
+        };
+        ApiError {
+            code: e.status_code(),
+            reason,
+            message: e.to_string(),
+            details: None,
+        }
+    })?;
+    serde_json::to_vec(&object)
+        .map(Bytes::from)
+        .map_err(ApiError::internal)
 }
 
 /// The media types of PATCH bodies.

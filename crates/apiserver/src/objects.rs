@@ -46,6 +46,14 @@ pub(crate) fn metadata_mut(object: &mut Value) -> Result<&mut Map<String, Value>
         .ok_or_else(|| ApiError::bad_request("metadata must be an object"))
 }
 
+/// Whether finalizers hold the object back from deletion.
+pub(crate) fn has_finalizers(object: &Value) -> bool {
+    object
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .is_some_and(|f| !f.is_empty())
+}
+
 /// Sets what the server owns on a new object; drops what clients may not set. Kinds with a `spec` count its
 /// changes in `metadata.generation`, starting at 1.
 pub(crate) fn prepare_for_create(object: &mut Value) {

@@ -557,21 +557,14 @@ impl Call<'_> {
             if self.dry_run() {
                 return Ok(object);
             }
-            match self
-                .store
-                .update(
-                    self.key(name),
-                    objects::encode(&object)?,
-                    current.mod_revision,
-                )
-                .await
+            if self
+                .write_back(name, &mut object, current.mod_revision)
+                .await?
             {
-                Ok(kv) => {
-                    objects::set_resource_version(&mut object, kv.mod_revision);
-                    return Ok(object);
-                }
-                Err(StoreError::Conflict { .. }) if pinned.is_none() => continue,
-                Err(e) => return Err(self.store_error(e, name)),
+                return Ok(object);
+            }
+            if pinned.is_some() {
+                break;
             }
         }
         Err(ApiError::conflict(self.group_resource(), name))
@@ -595,37 +588,27 @@ impl Call<'_> {
         for _ in 0..8 {
             let current = self.read(name).await?;
             let mut object = objects::decode(&current)?;
-            let has_finalizers = object
-                .pointer("/metadata/finalizers")
-                .and_then(Value::as_array)
-                .is_some_and(|f| !f.is_empty());
             if self.dry_run() {
                 return Ok(response::json(StatusCode::OK, &object));
             }
-            let result = if has_finalizers {
+            let deleted = if objects::has_finalizers(&object) {
                 // Finalizers hold the object: mark it for deletion; whoever owns a finalizer removes it.
-                if object.pointer("/metadata/deletionTimestamp").is_none() {
-                    objects::metadata_mut(&mut object)?
-                        .insert("deletionTimestamp".into(), json!(objects::now()));
-                }
-                self.store
-                    .update(
-                        self.key(name),
-                        objects::encode(&object)?,
-                        current.mod_revision,
-                    )
-                    .await
-                    .map(|kv| objects::set_resource_version(&mut object, kv.mod_revision))
+                mark_deleted(&mut object)?;
+                self.write_back(name, &mut object, current.mod_revision)
+                    .await?
             } else {
-                self.store
+                match self
+                    .store
                     .delete(self.key(name), Some(current.mod_revision))
                     .await
-                    .map(|_| ())
+                {
+                    Ok(_) => true,
+                    Err(StoreError::Conflict { .. }) => false,
+                    Err(e) => return Err(self.store_error(e, name)),
+                }
             };
-            match result {
-                Ok(()) => return Ok(response::json(StatusCode::OK, &object)),
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(e) => return Err(self.store_error(e, name)),
+            if deleted {
+                return Ok(response::json(StatusCode::OK, &object));
             }
         }
         Err(ApiError::conflict(self.group_resource(), name))
@@ -649,17 +632,12 @@ impl Call<'_> {
                     .map_err(ApiError::from)?;
                 for kv in &page.kvs {
                     let mut object = objects::decode(kv)?;
-                    let held = object
-                        .pointer("/metadata/finalizers")
-                        .and_then(Value::as_array)
-                        .is_some_and(|f| !f.is_empty());
-                    let result = if held {
+                    let result = if objects::has_finalizers(&object) {
                         empty = false;
                         if object.pointer("/metadata/deletionTimestamp").is_some() {
                             continue;
                         }
-                        objects::metadata_mut(&mut object)?
-                            .insert("deletionTimestamp".into(), json!(objects::now()));
+                        mark_deleted(&mut object)?;
                         self.store
                             .update(kv.key.clone(), objects::encode(&object)?, kv.mod_revision)
                             .await
@@ -691,29 +669,38 @@ impl Call<'_> {
         for _ in 0..8 {
             let current = self.read(name).await?;
             let mut object = objects::decode(&current)?;
-            if object.pointer("/metadata/deletionTimestamp").is_none() {
-                objects::metadata_mut(&mut object)?
-                    .insert("deletionTimestamp".into(), json!(objects::now()));
-            }
+            mark_deleted(&mut object)?;
             object["status"] = json!({"phase": "Terminating"});
-            match self
-                .store
-                .update(
-                    self.key(name),
-                    objects::encode(&object)?,
-                    current.mod_revision,
-                )
-                .await
+            if self
+                .write_back(name, &mut object, current.mod_revision)
+                .await?
             {
-                Ok(kv) => {
-                    objects::set_resource_version(&mut object, kv.mod_revision);
-                    return Ok(response::json(StatusCode::OK, &object));
-                }
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(e) => return Err(self.store_error(e, name)),
+                return Ok(response::json(StatusCode::OK, &object));
             }
         }
         Err(ApiError::conflict(self.group_resource(), name))
+    }
+
+    /// Writes `object` over the version at `revision` and sets its new resourceVersion; `Ok(false)` when the
+    /// object changed meanwhile.
+    async fn write_back(
+        &self,
+        name: &str,
+        object: &mut Value,
+        revision: Revision,
+    ) -> Result<bool, ApiError> {
+        match self
+            .store
+            .update(self.key(name), objects::encode(object)?, revision)
+            .await
+        {
+            Ok(kv) => {
+                objects::set_resource_version(object, kv.mod_revision);
+                Ok(true)
+            }
+            Err(StoreError::Conflict { .. }) => Ok(false),
+            Err(e) => Err(self.store_error(e, name)),
+        }
     }
 
     /// Parses a JSON body for this resource: an object whose `apiVersion` and `kind`, where given, are this
@@ -812,6 +799,15 @@ impl Call<'_> {
         }
         Ok(())
     }
+}
+
+/// Sets `metadata.deletionTimestamp` unless it is set already.
+fn mark_deleted(object: &mut Value) -> Result<(), ApiError> {
+    let meta = objects::metadata_mut(object)?;
+    if !meta.contains_key("deletionTimestamp") {
+        meta.insert("deletionTimestamp".into(), json!(objects::now()));
+    }
+    Ok(())
 }
 
 /// Which part of an object a write changes.

@@ -24,6 +24,15 @@ struct Cli {
 enum Command {
     /// Runs the control plane: the Kubernetes API over HTTPS on the embedded store (or etcd).
     Server(ServerArgs),
+    /// Load generators; run against any Kubernetes API server.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Create, get, list and watch load on the API server of a kubeconfig; prints throughput and latency.
+    Api(gantry_loadgen::ApiArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -61,9 +70,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(match cli.command {
-        Command::Server(args) => server(args),
-    });
+    let result = match cli.command {
+        Command::Server(args) => runtime.block_on(server(args)),
+        Command::Bench(BenchCommand::Api(args)) => runtime.block_on(gantry_loadgen::run_cli(args)),
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {

@@ -4,74 +4,16 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 const KUBECTL_VERSIONS: &[&str] = &["1.27", "1.30", "1.33"];
 
-/// A `gantry server` on a free loopback port with a fresh data directory; killed on drop.
-struct Server {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
+mod support;
 
-impl Server {
-    fn start() -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_gantry"))
-            .args([
-                "server",
-                "--disable-agent",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--data-dir",
-            ])
-            .arg(dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        // The server prints one line once it serves.
-        let (ready, wait) = mpsc::channel();
-        let stdout = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = ready.send(line);
-            }
-            lines.for_each(drop);
-        });
-        let line = wait
-            .recv_timeout(Duration::from_secs(20))
-            .expect("gantry server did not start within 20 s");
-        assert!(line.contains("listening on https://"), "{line}");
-        Server { child, port, dir }
-    }
-
-    fn kubeconfig(&self) -> PathBuf {
-        self.dir.path().join("kubeconfig")
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("https://127.0.0.1:{}{path}", self.port)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use support::Server;
 
 /// The directory of the versioned kubectl binaries: beside the `kubectl` dispatcher on PATH.
 fn kubectl_dir() -> PathBuf {
@@ -390,9 +332,17 @@ fn bad_requests_get_the_status_kubernetes_returns() {
         (
             "/api/v1/namespaces/default/configmaps",
             r#"{"metadata":{"name":"a"}}"#,
-            "application/vnd.kubernetes.protobuf",
+            "application/cbor",
             415,
             "UnsupportedMediaType",
+        ),
+        // JSON text labelled as protobuf lacks the `k8s\0` envelope.
+        (
+            "/api/v1/namespaces/default/configmaps",
+            r#"{"metadata":{"name":"a"}}"#,
+            "application/vnd.kubernetes.protobuf",
+            400,
+            "BadRequest",
         ),
         (
             "/api/v1/namespaces/default/widgets",
@@ -825,4 +775,131 @@ fn deleting_a_namespace_deletes_what_is_in_it() {
         String::from_utf8_lossy(&refused.stderr).contains("this namespace may not be deleted"),
         "{refused:?}"
     );
+}
+
+#[test]
+fn kubectl_create_generators_send_protobuf_bodies() {
+    // kubectl 1.32 and later send these as application/vnd.kubernetes.protobuf, with no JSON fallback.
+    let server = Server::start();
+    for version in ["1.32", "1.33"] {
+        let ns = format!("proto-{}", version.replace('.', "-"));
+        ok(version, &server, &["create", "namespace", &ns]);
+        ok(
+            version,
+            &server,
+            &[
+                "create",
+                "configmap",
+                "cfg",
+                "--from-literal=color=blue",
+                "-n",
+                &ns,
+            ],
+        );
+        ok(
+            version,
+            &server,
+            &[
+                "create",
+                "secret",
+                "generic",
+                "pw",
+                "--from-literal=password=s3cret",
+                "-n",
+                &ns,
+            ],
+        );
+        ok(
+            version,
+            &server,
+            &[
+                "create",
+                "deployment",
+                "web",
+                "--image=busybox:1",
+                "--replicas=3",
+                "-n",
+                &ns,
+            ],
+        );
+        ok(
+            version,
+            &server,
+            &[
+                "create",
+                "service",
+                "clusterip",
+                "web",
+                "--tcp=80:8080",
+                "-n",
+                &ns,
+            ],
+        );
+        ok(
+            version,
+            &server,
+            &["create", "serviceaccount", "robot", "-n", &ns],
+        );
+        let fields = ok(
+            version,
+            &server,
+            &[
+                "get",
+                "deploy",
+                "web",
+                "-n",
+                &ns,
+                "-o",
+                "jsonpath={.spec.replicas} {.spec.template.spec.containers[0].image}",
+            ],
+        );
+        assert_eq!(fields, "3 busybox:1");
+        assert_eq!(
+            ok(
+                version,
+                &server,
+                &[
+                    "get",
+                    "cm",
+                    "cfg",
+                    "-n",
+                    &ns,
+                    "-o",
+                    "jsonpath={.data.color}"
+                ]
+            ),
+            "blue"
+        );
+        // Secret data arrives as bytes and is stored base64-encoded, as JSON clients send it.
+        assert_eq!(
+            ok(
+                version,
+                &server,
+                &[
+                    "get",
+                    "secret",
+                    "pw",
+                    "-n",
+                    &ns,
+                    "-o",
+                    "jsonpath={.data.password}"
+                ]
+            ),
+            "czNjcmV0"
+        );
+        let port = ok(
+            version,
+            &server,
+            &[
+                "get",
+                "svc",
+                "web",
+                "-n",
+                &ns,
+                "-o",
+                "jsonpath={.spec.ports[0].targetPort}",
+            ],
+        );
+        assert_eq!(port, "8080");
+    }
 }
