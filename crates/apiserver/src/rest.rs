@@ -379,6 +379,7 @@ impl Call<'_> {
             meta.insert("name".into(), json!(name));
         }
         self.validate_name(&name)?;
+        gantry_api::defaults::apply(self.resource.group, self.resource.kind, &mut object);
         if let Some(namespace) = &self.request.namespace {
             self.check_namespace_accepts_objects(namespace).await?;
         }
@@ -553,6 +554,7 @@ impl Call<'_> {
             if pinned.is_some_and(|rv| rv != current.mod_revision) {
                 return Err(ApiError::conflict(self.group_resource(), name));
             }
+            gantry_api::defaults::apply(self.resource.group, self.resource.kind, &mut object);
             objects::prepare_for_update(&mut object, &old);
             if self.dry_run() {
                 return Ok(object);

@@ -854,6 +854,21 @@ fn kubectl_create_generators_send_protobuf_bodies() {
             ],
         );
         assert_eq!(fields, "3 busybox:1");
+        // Kubernetes' defaults are filled in.
+        let defaults = ok(
+            version,
+            &server,
+            &[
+                "get",
+                "deploy",
+                "web",
+                "-n",
+                &ns,
+                "-o",
+                "jsonpath={.spec.strategy.type} {.spec.strategy.rollingUpdate.maxSurge} {.spec.revisionHistoryLimit} {.spec.template.spec.containers[0].imagePullPolicy} {.spec.template.spec.dnsPolicy}",
+            ],
+        );
+        assert_eq!(defaults, "RollingUpdate 25% 10 IfNotPresent ClusterFirst");
         assert_eq!(
             ok(
                 version,
