@@ -330,25 +330,15 @@ impl Call<'_> {
 
     /// Every object in scope that matches, and the revision read.
     async fn read_all(&self, selectors: &Selectors) -> Result<(Revision, Vec<Value>), ApiError> {
-        let mut request = RangeRequest::prefix(self.scope_prefix()).limit(LIST_PAGE);
+        let (revision, kvs) = range_all(self.store, self.scope_prefix()).await?;
         let mut objects = Vec::new();
-        loop {
-            let page = self
-                .store
-                .range(request.clone())
-                .await
-                .map_err(ApiError::from)?;
-            for kv in &page.kvs {
-                let object = objects::decode(kv)?;
-                if selectors.matches(&object) {
-                    objects.push(object);
-                }
-            }
-            match page.next {
-                Some(token) => request = request.continue_from(token),
-                None => return Ok((page.revision, objects)),
+        for kv in &kvs {
+            let object = objects::decode(kv)?;
+            if selectors.matches(&object) {
+                objects.push(object);
             }
         }
+        Ok((revision, objects))
     }
 
     pub(crate) async fn create(&self, body: &[u8]) -> Result<Response, ApiError> {
@@ -625,41 +615,30 @@ impl Call<'_> {
             .filter(|r| r.namespaced)
         {
             let prefix = format!("{}{namespace}/", resource.store_prefix());
-            let mut request = RangeRequest::prefix(prefix).limit(LIST_PAGE);
-            loop {
-                let page = self
-                    .store
-                    .range(request.clone())
-                    .await
-                    .map_err(ApiError::from)?;
-                for kv in &page.kvs {
-                    let mut object = objects::decode(kv)?;
-                    let result = if objects::has_finalizers(&object) {
-                        empty = false;
-                        if object.pointer("/metadata/deletionTimestamp").is_some() {
-                            continue;
-                        }
-                        mark_deleted(&mut object)?;
-                        self.store
-                            .update(kv.key.clone(), objects::encode(&object)?, kv.mod_revision)
-                            .await
-                            .map(drop)
-                    } else {
-                        self.store
-                            .delete(kv.key.clone(), Some(kv.mod_revision))
-                            .await
-                            .map(drop)
-                    };
-                    match result {
-                        // Changed or gone meanwhile: whatever it is now, the namespace may not be empty.
-                        Err(StoreError::Conflict { .. }) => empty = false,
-                        Ok(()) | Err(StoreError::NotFound { .. }) => {}
-                        Err(e) => return Err(e.into()),
+            for kv in range_all(self.store, prefix.into()).await?.1 {
+                let mut object = objects::decode(&kv)?;
+                let result = if objects::has_finalizers(&object) {
+                    empty = false;
+                    if object.pointer("/metadata/deletionTimestamp").is_some() {
+                        continue;
                     }
-                }
-                match page.next {
-                    Some(token) => request = request.continue_from(token),
-                    None => break,
+                    mark_deleted(&mut object)?;
+                    let value = objects::encode(&object)?;
+                    self.store
+                        .update(kv.key, value, kv.mod_revision)
+                        .await
+                        .map(drop)
+                } else {
+                    self.store
+                        .delete(kv.key, Some(kv.mod_revision))
+                        .await
+                        .map(drop)
+                };
+                match result {
+                    // Changed or gone meanwhile: whatever it is now, the namespace may not be empty.
+                    Err(StoreError::Conflict { .. }) => empty = false,
+                    Ok(()) | Err(StoreError::NotFound { .. }) => {}
+                    Err(e) => return Err(e.into()),
                 }
             }
         }
@@ -800,6 +779,23 @@ impl Call<'_> {
             ));
         }
         Ok(())
+    }
+}
+
+/// Every key under `prefix`, read page by page at one revision.
+async fn range_all(
+    store: &Arc<dyn Store>,
+    prefix: Bytes,
+) -> Result<(Revision, Vec<KeyValue>), ApiError> {
+    let mut request = RangeRequest::prefix(prefix).limit(LIST_PAGE);
+    let mut kvs = Vec::new();
+    loop {
+        let page = store.range(request.clone()).await.map_err(ApiError::from)?;
+        kvs.extend(page.kvs);
+        match page.next {
+            Some(token) => request = request.continue_from(token),
+            None => return Ok((page.revision, kvs)),
+        }
     }
 }
 

@@ -251,37 +251,26 @@ fn time_json(m: &DynamicMessage, micro: bool) -> Result<Option<Json>, ProtobufEr
             "time nanos {nanos} out of range"
         )));
     }
-    let (date, secs_of_day) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
-    let (year, month, day) = civil_from_days(date);
-    if !(0..=9999).contains(&year) {
-        return Err(ProtobufError::InvalidValue(format!(
-            "time {seconds}s is outside years 0-9999"
-        )));
-    }
-    let (h, min, s) = (secs_of_day / 3600, secs_of_day / 60 % 60, secs_of_day % 60);
+    let time = time::OffsetDateTime::from_unix_timestamp(seconds)
+        .ok()
+        .filter(|t| (0..=9999).contains(&t.year()))
+        .ok_or_else(|| {
+            ProtobufError::InvalidValue(format!("time {seconds}s is outside years 0-9999"))
+        })?;
     let fraction = if micro {
         format!(".{:06}", nanos / 1000)
     } else {
         String::new()
     };
     Ok(Some(Json::String(format!(
-        "{year:04}-{month:02}-{day:02}T{h:02}:{min:02}:{s:02}{fraction}Z"
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{fraction}Z",
+        time.year(),
+        u8::from(time.month()),
+        time.day(),
+        time.hour(),
+        time.minute(),
+        time.second()
     ))))
-}
-
-/// (year, month, day) of the proleptic Gregorian calendar for days since 1970-01-01
-/// (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 /// Go's `time.Duration.String()`: `1h2m3.5s`, `1.5ms`, `0s`.
@@ -341,13 +330,5 @@ mod tests {
         ] {
             assert_eq!(go_duration(nanos), want, "{nanos}");
         }
-    }
-
-    #[test]
-    fn civil_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(19_724), (2024, 1, 2));
-        assert_eq!(civil_from_days(-1), (1969, 12, 31));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
     }
 }
