@@ -52,6 +52,10 @@ struct ServerArgs {
     /// Do not run a node agent in the server process.
     #[arg(long)]
     disable_agent: bool,
+    /// Seconds between compactions of the store's history (as kube-apiserver's
+    /// --etcd-compaction-interval); 0 turns compaction off.
+    #[arg(long, default_value_t = 300)]
+    compaction_interval: u64,
 }
 
 fn main() -> ExitCode {
@@ -105,6 +109,10 @@ async fn server(args: ServerArgs) -> Result<(), String> {
     let kubeconfig = args.data_dir.join("kubeconfig");
     pki.write_kubeconfig(&kubeconfig, &format!("https://{}", client_address(local)))
         .map_err(|e| e.to_string())?;
+    if args.compaction_interval > 0 {
+        let interval = std::time::Duration::from_secs(args.compaction_interval);
+        tokio::spawn(gantry_store::compact_periodically(store.clone(), interval));
+    }
     let api = Arc::new(gantry_apiserver::Api::new(store, tokens));
     api.bootstrap()
         .await

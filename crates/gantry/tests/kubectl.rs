@@ -918,3 +918,74 @@ fn kubectl_create_generators_send_protobuf_bodies() {
         assert_eq!(port, "8080");
     }
 }
+
+#[test]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "a plain blocking test polls the server"
+)]
+fn the_server_compacts_history_and_old_reads_are_gone() {
+    let server = Server::start_with(&["--compaction-interval", "1"]);
+    let cm = write(
+        server.dir.path(),
+        "cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  a: \"1\"\n",
+    );
+    ok(
+        "1.33",
+        &server,
+        &["create", "--validate=false", "-f", cm.to_str().unwrap()],
+    );
+    let old = ok(
+        "1.33",
+        &server,
+        &[
+            "get",
+            "cm",
+            "c",
+            "-o",
+            "jsonpath={.metadata.resourceVersion}",
+        ],
+    );
+    ok(
+        "1.33",
+        &server,
+        &[
+            "patch",
+            "cm",
+            "c",
+            "--type=merge",
+            "-p",
+            r#"{"data":{"a":"2"}}"#,
+        ],
+    );
+    // Within two intervals the revision of the first write is compacted: a read there is 410 Gone.
+    let path = format!(
+        "/api/v1/namespaces/default/configmaps?resourceVersion={old}&resourceVersionMatch=Exact"
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let out = kubectl("1.33", &server, &["get", "--raw", &path]);
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                stderr.contains("Gone") || stderr.contains("too old resource version"),
+                "{stderr}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing was compacted within 15 s"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(
+        ok(
+            "1.33",
+            &server,
+            &["get", "cm", "c", "-o", "jsonpath={.data.a}"]
+        ),
+        "2"
+    );
+}

@@ -8,6 +8,7 @@
 //! Backends: [`MemoryStore`] here (the reference), `gantry-store-sqlite` (the embedded default) and
 //! `gantry-store-etcd`. All of them run the same suite, [`conformance_tests!`].
 
+mod compactor;
 mod error;
 mod hub;
 mod memory;
@@ -17,6 +18,7 @@ mod url;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
+pub use compactor::compact_periodically;
 pub use error::{Result, StoreError};
 pub use hub::{EventHistory, WatchHub};
 pub use memory::MemoryStore;

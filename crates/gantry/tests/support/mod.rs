@@ -18,6 +18,11 @@ pub(crate) struct Server {
 
 impl Server {
     pub(crate) fn start() -> Server {
+        Self::start_with(&[])
+    }
+
+    /// A server with extra `gantry server` flags.
+    pub(crate) fn start_with(flags: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -33,6 +38,7 @@ impl Server {
                 "--data-dir",
             ])
             .arg(dir.path())
+            .args(flags)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
