@@ -4,6 +4,7 @@
 //! [`Api::handle`] → a discovery document or [`rest`] (the registry says which kind) → [`Store`].
 
 mod discovery;
+mod metrics;
 mod objects;
 mod openapi;
 mod request;
@@ -36,6 +37,7 @@ const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "k
 pub struct Api {
     store: Arc<dyn Store>,
     tokens: Tokens,
+    metrics: Arc<metrics::Metrics>,
 }
 
 impl std::fmt::Debug for Api {
@@ -48,7 +50,16 @@ impl std::fmt::Debug for Api {
 
 impl Api {
     pub fn new(store: Arc<dyn Store>, tokens: Tokens) -> Self {
-        Api { store, tokens }
+        let metrics = Arc::new(metrics::Metrics::default());
+        let store = Arc::new(metrics::MeteredStore {
+            inner: store,
+            metrics: metrics.clone(),
+        });
+        Api {
+            store,
+            tokens,
+            metrics,
+        }
     }
 
     /// Creates what every cluster has from the start (the system namespaces), if missing.
@@ -89,7 +100,12 @@ impl Api {
         if identity.is_none() {
             return response::error(&ApiError::unauthorized("Unauthorized"));
         }
-        response::respond(self.route(request, &path).await)
+        let start = std::time::Instant::now();
+        let (verb, resource) = request_labels(request.method(), &path, request.uri().query());
+        let answer = response::respond(self.route(request, &path).await);
+        self.metrics
+            .request(verb, &resource, answer.status().as_u16(), start.elapsed());
+        answer
     }
 
     fn bearer<B>(&self, request: &http::Request<B>) -> Option<Identity> {
@@ -114,6 +130,13 @@ impl Api {
             .and_then(|a| a.to_str().ok())
             .map(str::to_string);
         let not_found = response::path_not_found;
+        if path == "/metrics" {
+            return Ok(response::bytes(
+                StatusCode::OK,
+                "text/plain; version=0.0.4",
+                self.metrics.render(),
+            ));
+        }
         if path.starts_with("/openapi/") {
             return openapi::serve(path).ok_or_else(not_found);
         }
@@ -159,6 +182,7 @@ impl Api {
                 let output = rest::Output::negotiate(accept.as_deref(), resource, &query)?;
                 let call = rest::Call {
                     store: &self.store,
+                    metrics: &self.metrics,
                     resource,
                     request: &resource_request,
                     query: &query,
@@ -167,6 +191,24 @@ impl Api {
                 call.dispatch(&body, media).await
             }
         }
+    }
+}
+
+/// The verb and resource a request is counted under in the metrics.
+fn request_labels(method: &Method, path: &str, query: Option<&str>) -> (&'static str, String) {
+    match request::route(method, path, &request::query_params(query)) {
+        Route::Resource(r) => match r.subresource {
+            Some(sub) => (r.verb.as_str(), format!("{}/{sub}", r.resource)),
+            None => (r.verb.as_str(), r.resource),
+        },
+        _ => (
+            if method == Method::GET {
+                "get"
+            } else {
+                "other"
+            },
+            String::new(),
+        ),
     }
 }
 

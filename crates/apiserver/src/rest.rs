@@ -36,6 +36,7 @@ const LIST_PAGE: usize = 500;
 /// One request on a resource, with what it needs.
 pub(crate) struct Call<'a> {
     pub(crate) store: &'a Arc<dyn Store>,
+    pub(crate) metrics: &'a Arc<crate::metrics::Metrics>,
     pub(crate) resource: &'static ResourceType,
     pub(crate) request: &'a ResourceRequest,
     pub(crate) query: &'a HashMap<String, String>,
@@ -317,9 +318,12 @@ impl Call<'_> {
             Some(timeout) => stream.take_until(tokio::time::sleep(timeout)).boxed(),
             None => stream.boxed(),
         };
-        let body = StreamBody::new(
-            stream.map(|line| Ok::<_, std::convert::Infallible>(Frame::data(line))),
-        );
+        // Counted as open until the client goes away and the body (with the guard) is dropped.
+        let open = crate::metrics::OpenWatch::new(self.metrics.clone(), self.resource.plural);
+        let body = StreamBody::new(stream.map(move |line| {
+            let _open = &open;
+            Ok::<_, std::convert::Infallible>(Frame::data(line))
+        }));
         let mut response = http::Response::new(BodyExt::boxed_unsync(body));
         response.headers_mut().insert(
             http::header::CONTENT_TYPE,

@@ -989,3 +989,23 @@ fn the_server_compacts_history_and_old_reads_are_gone() {
         "2"
     );
 }
+
+#[test]
+fn metrics_count_requests_watches_and_store_latency() {
+    let server = Server::start();
+    ok("1.33", &server, &["get", "configmaps"]);
+    let missing = kubectl("1.33", &server, &["get", "configmap", "nope"]);
+    assert!(!missing.status.success());
+    // /metrics needs credentials like every API path.
+    let (code, _) = curl(&server.url("/metrics"), &[]);
+    assert_eq!(code, 401);
+    let metrics = ok("1.33", &server, &["get", "--raw", "/metrics"]);
+    for line in [
+        r#"apiserver_request_total{verb="list",resource="configmaps",code="200"} "#,
+        r#"apiserver_request_total{verb="get",resource="configmaps",code="404"} 1"#,
+        r#"apiserver_request_duration_seconds_count{verb="list",resource="configmaps"} "#,
+        r#"gantry_store_request_duration_seconds_count{operation="range"} "#,
+    ] {
+        assert!(metrics.contains(line), "missing {line:?} in:\n{metrics}");
+    }
+}
