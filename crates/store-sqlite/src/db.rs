@@ -100,6 +100,16 @@ pub(crate) fn read_revision(
         .map(|()| (revision, revision == head)))
 }
 
+/// The SQL condition for the end of a key range bound as `?2`: `column < ?2`, or, for a range without an end
+/// (`?2` bound to NULL), a condition that always holds.
+pub(crate) fn below_end(column: &str, bounded: bool) -> String {
+    if bounded {
+        format!("{column} < ?2")
+    } else {
+        "?2 IS NULL".to_string()
+    }
+}
+
 /// Reads a `(name, value, create_rev, rev)` row.
 pub(crate) fn key_value(row: &Row<'_>) -> rusqlite::Result<KeyValue> {
     Ok(KeyValue {

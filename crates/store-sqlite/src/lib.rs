@@ -169,7 +169,7 @@ impl EventHistory for Readers {
             if after < compacted {
                 return Ok(Err(StoreError::Compacted { requested: after, compacted }));
             }
-            let end_clause = if end.is_some() { "AND kv.name < ?2" } else { "AND ?2 IS NULL" };
+            let end_clause = format!("AND {}", db::below_end("kv.name", end.is_some()));
             let sql = format!(
                 "SELECT kv.rev, kv.name, kv.create_rev, kv.deleted, kv.value, prev.rev, prev.create_rev, prev.value
                  FROM kv LEFT JOIN kv AS prev ON prev.rev = kv.prev_rev AND prev.deleted = 0
@@ -223,17 +223,13 @@ impl Store for SqliteStore {
                     Ok(read) => read,
                     Err(e) => return Ok(Err(e)),
                 };
-                let below_end = |column: &str| match end {
-                    Some(_) => format!("{column} < ?2"),
-                    None => "?2 IS NULL".to_string(),
-                };
                 // Both queries bind ?1 start, ?2 end, ?3 limit + 1, ?4 revision. At the head, `latest` names each
                 // live key's row; at an older revision, a key's row is the newest at or below it, if not a delete.
                 let sql = if at_head {
                     format!(
                         "SELECT kv.name, kv.value, kv.create_rev, kv.rev FROM latest JOIN kv ON kv.rev = latest.rev
                          WHERE latest.name >= ?1 AND {} AND ?4 IS NOT NULL ORDER BY latest.name LIMIT ?3",
-                        below_end("latest.name")
+                        db::below_end("latest.name", end.is_some())
                     )
                 } else {
                     format!(
@@ -242,7 +238,7 @@ impl Store for SqliteStore {
                              SELECT 1 FROM kv AS newer
                              WHERE newer.name = kv.name AND newer.rev > kv.rev AND newer.rev <= ?4)
                          ORDER BY kv.name LIMIT ?3",
-                        below_end("kv.name")
+                        db::below_end("kv.name", end.is_some())
                     )
                 };
                 let mut statement = conn.prepare_cached(&sql)?;
