@@ -18,6 +18,7 @@ use bytes::Bytes;
 use gantry_api::{ApiError, registry};
 use gantry_pki::{Identity, Tokens};
 use gantry_store::Store;
+use gantry_watch_cache::WatchCache;
 use http::{Method, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::json;
@@ -36,6 +37,7 @@ const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "k
 /// The API server's state, shared by every connection.
 pub struct Api {
     store: Arc<dyn Store>,
+    cache: WatchCache,
     tokens: Tokens,
     metrics: Arc<metrics::Metrics>,
 }
@@ -49,21 +51,26 @@ impl std::fmt::Debug for Api {
 }
 
 impl Api {
-    pub fn new(store: Arc<dyn Store>, tokens: Tokens) -> Self {
+    /// Loads the watch cache from the store and creates what every cluster has from the start.
+    pub async fn start(store: Arc<dyn Store>, tokens: Tokens) -> Result<Self, ApiError> {
         let metrics = Arc::new(metrics::Metrics::default());
-        let store = Arc::new(metrics::MeteredStore {
+        let store: Arc<dyn Store> = Arc::new(metrics::MeteredStore {
             inner: store,
             metrics: metrics.clone(),
         });
-        Api {
+        let cache = WatchCache::start(store.clone(), Bytes::from_static(b"/registry/")).await?;
+        let api = Api {
             store,
+            cache,
             tokens,
             metrics,
-        }
+        };
+        api.bootstrap().await?;
+        Ok(api)
     }
 
-    /// Creates what every cluster has from the start (the system namespaces), if missing.
-    pub async fn bootstrap(&self) -> Result<(), ApiError> {
+    /// Creates the system namespaces, if missing.
+    async fn bootstrap(&self) -> Result<(), ApiError> {
         for name in SYSTEM_NAMESPACES {
             let mut namespace = json!({
                 "apiVersion": "v1",
@@ -138,7 +145,7 @@ impl Api {
             ));
         }
         if path.starts_with("/openapi/") {
-            return openapi::serve(path).ok_or_else(not_found);
+            return openapi::serve(path, accept.as_deref()).ok_or_else(not_found);
         }
         let route = request::route(request.method(), path, &query);
         match route {
@@ -182,6 +189,7 @@ impl Api {
                 let output = rest::Output::negotiate(accept.as_deref(), resource, &query)?;
                 let call = rest::Call {
                     store: &self.store,
+                    cache: &self.cache,
                     metrics: &self.metrics,
                     resource,
                     request: &resource_request,

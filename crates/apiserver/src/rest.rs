@@ -17,6 +17,7 @@ use gantry_api::{ApiError, GroupKind, GroupResource, field::FieldError, validati
 use gantry_store::{
     ContinueToken, EventKind, KeyValue, RangeRequest, Revision, Store, StoreError, WatchEvent,
 };
+use gantry_watch_cache::{Event, EventType, Object, WatchCache};
 use http::StatusCode;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
@@ -36,6 +37,7 @@ const LIST_PAGE: usize = 500;
 /// One request on a resource, with what it needs.
 pub(crate) struct Call<'a> {
     pub(crate) store: &'a Arc<dyn Store>,
+    pub(crate) cache: &'a WatchCache,
     pub(crate) metrics: &'a Arc<crate::metrics::Metrics>,
     pub(crate) resource: &'static ResourceType,
     pub(crate) request: &'a ResourceRequest,
@@ -192,6 +194,21 @@ impl Call<'_> {
     }
 
     pub(crate) async fn get(&self, name: &str) -> Result<Response, ApiError> {
+        if self.cache_ready().await? {
+            let (_, object) = self.cache.get(&self.key(name));
+            let object = object.ok_or_else(|| self.not_found(name))?;
+            return match self.output {
+                Output::Objects => Ok(response::bytes(
+                    StatusCode::OK,
+                    response::JSON,
+                    object.json.clone(),
+                )),
+                Output::Table { .. } => {
+                    let value = cached_value(&object)?;
+                    Ok(self.output.respond(StatusCode::OK, &self.output.one(value)))
+                }
+            };
+        }
         let kv = self.read(name).await?;
         Ok(self
             .output
@@ -214,6 +231,39 @@ impl Call<'_> {
                 .map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?,
             None => 0,
         };
+        let continuing = self.query.get("continue").is_some_and(|c| !c.is_empty());
+        // The first page of a list at the latest revision comes from the cache; a continuation or a list at
+        // an exact older revision reads the store at that revision.
+        if !continuing && exact_revision(self.query)?.is_none() && self.cache_ready().await? {
+            let listed = self.cache.list(&self.scope_prefix(), None, limit, |o| {
+                selectors.matches_cached(o)
+            });
+            let next = match listed.objects.last() {
+                Some(last) if limit > 0 && listed.objects.len() == limit && listed.more => {
+                    Some(ContinueToken {
+                        revision: listed.revision,
+                        last_key: last.key.clone(),
+                    })
+                }
+                _ => None,
+            };
+            let metadata = list_metadata(listed.revision, next);
+            return match self.output {
+                Output::Objects => Ok(response::bytes(
+                    StatusCode::OK,
+                    response::JSON,
+                    self.list_json(&metadata, listed.objects.iter().map(|o| &o.json[..])),
+                )),
+                Output::Table { .. } => {
+                    let items = listed
+                        .objects
+                        .iter()
+                        .map(|o| cached_value(o))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Ok(self.list_response(metadata, items))
+                }
+            };
+        }
         let mut request = RangeRequest::prefix(self.scope_prefix()).limit(LIST_PAGE.max(limit));
         if let Some(token) = self.query.get("continue").filter(|c| !c.is_empty()) {
             request = request.continue_from(decode_continue(token)?);
@@ -255,10 +305,11 @@ impl Call<'_> {
                 (None, None) => break (page.revision, None),
             }
         };
-        let mut metadata = json!({"resourceVersion": revision.to_string()});
-        if let Some(token) = next {
-            metadata["continue"] = json!(encode_continue(&token));
-        }
+        Ok(self.list_response(list_metadata(revision, next), items))
+    }
+
+    /// A list of parsed objects, as objects or as a Table.
+    fn list_response(&self, metadata: Value, items: Vec<Value>) -> Response {
         let body = match self.output {
             Output::Objects => json!({
                 "kind": format!("{}List", self.resource.kind),
@@ -270,7 +321,39 @@ impl Call<'_> {
                 table::table(kind, &items, metadata, SystemTime::now(), include)
             }
         };
-        Ok(self.output.respond(StatusCode::OK, &body))
+        self.output.respond(StatusCode::OK, &body)
+    }
+
+    /// A `<Kind>List` of objects already serialized, spliced in without parsing them.
+    fn list_json<'o>(&self, metadata: &Value, items: impl Iterator<Item = &'o [u8]>) -> Bytes {
+        let head = json!({
+            "kind": format!("{}List", self.resource.kind),
+            "apiVersion": self.resource.api_version(),
+            "metadata": metadata,
+        })
+        .to_string();
+        let mut body = Vec::with_capacity(head.len() + 64);
+        body.extend_from_slice(&head.as_bytes()[..head.len() - 1]);
+        body.extend_from_slice(br#","items":["#);
+        for (i, item) in items.enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(item);
+        }
+        body.extend_from_slice(b"]}");
+        body.into()
+    }
+
+    /// Whether this read may be served from the cache, once it has caught up with what the query asks for:
+    /// the latest revision when no resourceVersion is given, at least N for `resourceVersion=N`, anything for
+    /// "0". False when the cache did not catch up in time (the store is read instead).
+    async fn cache_ready(&self) -> Result<bool, ApiError> {
+        match self.query.get("resourceVersion").map(String::as_str) {
+            None | Some("") => self.cache.wait_fresh().await.map_err(ApiError::from),
+            Some("0") => Ok(true),
+            Some(rv) => Ok(self.cache.wait_for(parse_revision(rv)?).await),
+        }
     }
 
     pub(crate) async fn watch(&self) -> Result<Response, ApiError> {
@@ -281,36 +364,56 @@ impl Call<'_> {
             .and_then(|t| t.parse::<u64>().ok())
             .map(Duration::from_secs);
         // No resourceVersion (or "0"): the current objects as ADDED events first, then changes after them.
+        let output = self.output;
         let (after, initial) = match self.query.get("resourceVersion").map(String::as_str) {
+            None | Some("" | "0") if self.cache_ready().await? => {
+                let listed = self.cache.list(&self.scope_prefix(), None, 0, |o| {
+                    selectors.matches_cached(o)
+                });
+                let lines = listed
+                    .objects
+                    .iter()
+                    .filter_map(|o| cached_watch_line(EventType::Added, o, output))
+                    .collect();
+                (listed.revision, lines)
+            }
             None | Some("" | "0") => {
                 let (revision, objects) = self.read_all(&selectors).await?;
                 (
                     revision,
                     objects
                         .into_iter()
-                        .map(|o| watch_line("ADDED", &self.output.one(o)))
+                        .map(|o| watch_line("ADDED", &output.one(o)))
                         .collect(),
                 )
             }
             Some(rv) => (parse_revision(rv)?, Vec::new()),
         };
         let lines: Vec<Bytes> = initial;
-        let output = self.output;
+        let error_line = |e: StoreError| watch_line("ERROR", &ApiError::from(e).to_status());
+        // The cache serves watches from the revisions it still holds; older ones are the store's.
         let events: futures::stream::BoxStream<'static, Bytes> =
-            match self.store.watch(self.scope_prefix(), after).await {
-                Ok(stream) => stream
+            if let Some(stream) = self.cache.watch(self.scope_prefix(), after) {
+                stream
                     .filter_map(move |event| {
-                        let line = match event {
-                            Ok(event) => watch_event(&event, &selectors, output),
-                            Err(e) => Some(watch_line("ERROR", &ApiError::from(e).to_status())),
-                        };
-                        futures::future::ready(line)
+                        futures::future::ready(match event {
+                            Ok(event) => cached_watch_event(&event, &selectors, output),
+                            Err(e) => Some(error_line(e)),
+                        })
                     })
-                    .boxed(),
-                // A compacted start is reported in the stream, as Kubernetes does.
-                Err(e) => {
-                    futures::stream::iter([watch_line("ERROR", &ApiError::from(e).to_status())])
-                        .boxed()
+                    .boxed()
+            } else {
+                match self.store.watch(self.scope_prefix(), after).await {
+                    Ok(stream) => stream
+                        .filter_map(move |event| {
+                            futures::future::ready(match event {
+                                Ok(event) => watch_event(&event, &selectors, output),
+                                Err(e) => Some(error_line(e)),
+                            })
+                        })
+                        .boxed(),
+                    // A compacted start is reported in the stream, as Kubernetes does.
+                    Err(e) => futures::stream::iter([error_line(e)]).boxed(),
                 }
             };
         let stream = futures::stream::iter(lines).chain(events);
@@ -914,6 +1017,60 @@ impl Selectors {
     fn matches(&self, object: &Value) -> bool {
         self.labels.matches_object(object) && self.fields.matches_object(object)
     }
+
+    fn matches_cached(&self, object: &Object) -> bool {
+        object.matches(&self.labels, &self.fields)
+    }
+}
+
+/// A cached object parsed (for Tables and other reshaping).
+fn cached_value(object: &Object) -> Result<Value, ApiError> {
+    object.value().map_err(|e| {
+        ApiError::internal(format!(
+            "cached object {} is not JSON: {e}",
+            object.key.escape_ascii()
+        ))
+    })
+}
+
+/// The watch line for a cached object; objects go out as the bytes the cache holds.
+fn cached_watch_line(kind: EventType, object: &Object, output: Output) -> Option<Bytes> {
+    match output {
+        Output::Objects => {
+            let mut line = Vec::with_capacity(object.json.len() + 32);
+            line.extend_from_slice(br#"{"type":""#);
+            line.extend_from_slice(kind.as_str().as_bytes());
+            line.extend_from_slice(br#"","object":"#);
+            line.extend_from_slice(&object.json);
+            line.extend_from_slice(b"}\n");
+            Some(line.into())
+        }
+        Output::Table { .. } => Some(watch_line(
+            kind.as_str(),
+            &output.one(cached_value(object).ok()?),
+        )),
+    }
+}
+
+/// [`watch_event`] for the cache's events.
+fn cached_watch_event(event: &Event, selectors: &Selectors, output: Output) -> Option<Bytes> {
+    let before = event
+        .prev
+        .as_ref()
+        .is_some_and(|p| selectors.matches_cached(p));
+    let kind = match event.kind {
+        EventType::Deleted if before => EventType::Deleted,
+        EventType::Deleted => return None,
+        EventType::Added | EventType::Modified => {
+            match (selectors.matches_cached(&event.object), before) {
+                (true, true) => EventType::Modified,
+                (true, false) => EventType::Added,
+                (false, true) => EventType::Deleted,
+                (false, false) => return None,
+            }
+        }
+    };
+    cached_watch_line(kind, &event.object, output)
 }
 
 /// One line of a watch stream.
@@ -948,6 +1105,15 @@ fn watch_event(event: &WatchEvent, selectors: &Selectors, output: Output) -> Opt
             Some(watch_line("DELETED", &output.one(object)))
         }
     }
+}
+
+/// A list's metadata: its resourceVersion and, if more follows, the continue token.
+fn list_metadata(revision: Revision, next: Option<ContinueToken>) -> Value {
+    let mut metadata = json!({"resourceVersion": revision.to_string()});
+    if let Some(token) = next {
+        metadata["continue"] = json!(encode_continue(&token));
+    }
+    metadata
 }
 
 fn parse_revision(rv: &str) -> Result<Revision, ApiError> {

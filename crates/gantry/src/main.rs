@@ -113,10 +113,11 @@ async fn server(args: ServerArgs) -> Result<(), String> {
         let interval = std::time::Duration::from_secs(args.compaction_interval);
         tokio::spawn(gantry_store::compact_periodically(store.clone(), interval));
     }
-    let api = Arc::new(gantry_apiserver::Api::new(store, tokens));
-    api.bootstrap()
-        .await
-        .map_err(|e| format!("cannot create the system namespaces: {e}"))?;
+    let api = Arc::new(
+        gantry_apiserver::Api::start(store, tokens)
+            .await
+            .map_err(|e| format!("cannot start the API server: {e}"))?,
+    );
     let tls = pki.server_config(false).map_err(|e| e.to_string())?;
     if !args.disable_agent {
         tracing::warn!("the node agent is not built yet: this server runs the control plane only");
