@@ -3,6 +3,7 @@
 //! Path of a request: TLS accept ([`serve`]) → identity from the client certificate or bearer token →
 //! [`Api::handle`] → a discovery document or [`rest`] (the registry says which kind) → [`Store`].
 
+mod bootstrap;
 mod discovery;
 mod metrics;
 mod objects;
@@ -11,7 +12,9 @@ mod request;
 mod response;
 mod rest;
 mod serve;
+mod services;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -24,6 +27,7 @@ use http_body_util::BodyExt;
 use serde_json::json;
 
 pub use serve::{identity_from_certificate, serve};
+pub use services::{Ipv4Cidr, ServiceRanges, parse_port_range};
 
 use request::{Route, Verb};
 use response::Response;
@@ -31,13 +35,20 @@ use response::Response;
 /// The Kubernetes version the API reports (its minor decides which kubectl the kubectl dispatcher runs).
 pub const KUBERNETES_VERSION: (u32, u32, u32) = (1, 33, 0);
 
-/// Namespaces that exist in every cluster.
-const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+/// How the API server is set up.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Where Services get their cluster IPs and node ports.
+    pub services: ServiceRanges,
+    /// The address clients inside the cluster reach this server at (the `kubernetes` Service's endpoint).
+    pub advertise: SocketAddr,
+}
 
 /// The API server's state, shared by every connection.
 pub struct Api {
     store: Arc<dyn Store>,
     cache: WatchCache,
+    config: ApiConfig,
     tokens: Tokens,
     metrics: Arc<metrics::Metrics>,
 }
@@ -52,45 +63,25 @@ impl std::fmt::Debug for Api {
 
 impl Api {
     /// Loads the watch cache from the store and creates what every cluster has from the start.
-    pub async fn start(store: Arc<dyn Store>, tokens: Tokens) -> Result<Self, ApiError> {
+    pub async fn start(
+        store: Arc<dyn Store>,
+        tokens: Tokens,
+        config: ApiConfig,
+    ) -> Result<Self, ApiError> {
         let metrics = Arc::new(metrics::Metrics::default());
         let store: Arc<dyn Store> = Arc::new(metrics::MeteredStore {
             inner: store,
             metrics: metrics.clone(),
         });
         let cache = WatchCache::start(store.clone(), Bytes::from_static(b"/registry/")).await?;
-        let api = Api {
+        bootstrap::run(&store, &cache, &config.services, config.advertise).await?;
+        Ok(Api {
             store,
             cache,
+            config,
             tokens,
             metrics,
-        };
-        api.bootstrap().await?;
-        Ok(api)
-    }
-
-    /// Creates the system namespaces, if missing.
-    async fn bootstrap(&self) -> Result<(), ApiError> {
-        for name in SYSTEM_NAMESPACES {
-            let mut namespace = json!({
-                "apiVersion": "v1",
-                "kind": "Namespace",
-                "metadata": {"name": name},
-                "spec": {"finalizers": ["kubernetes"]},
-                "status": {"phase": "Active"},
-            });
-            objects::prepare_for_create(&mut namespace);
-            let key = format!("/registry/core/namespaces/{name}");
-            match self
-                .store
-                .create(key.into(), objects::encode(&namespace)?)
-                .await
-            {
-                Ok(_) | Err(gantry_store::StoreError::AlreadyExists { .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(())
+        })
     }
 
     /// Answers one request. `identity` is the verified client certificate's, if any.
@@ -190,6 +181,7 @@ impl Api {
                 let call = rest::Call {
                     store: &self.store,
                     cache: &self.cache,
+                    services: &self.config.services,
                     metrics: &self.metrics,
                     resource,
                     request: &resource_request,

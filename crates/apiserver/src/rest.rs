@@ -26,6 +26,7 @@ use serde_json::{Map, Value, json};
 use crate::objects;
 use crate::request::{ResourceRequest, Verb};
 use crate::response::{self, Response};
+use crate::services::{Allocation, Allocator, ServiceRanges};
 
 /// Largest request body accepted, as in Kubernetes.
 pub(crate) const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
@@ -38,6 +39,7 @@ const LIST_PAGE: usize = 500;
 pub(crate) struct Call<'a> {
     pub(crate) store: &'a Arc<dyn Store>,
     pub(crate) cache: &'a WatchCache,
+    pub(crate) services: &'a ServiceRanges,
     pub(crate) metrics: &'a Arc<crate::metrics::Metrics>,
     pub(crate) resource: &'static ResourceType,
     pub(crate) request: &'a ResourceRequest,
@@ -148,6 +150,20 @@ impl Call<'_> {
             Some(ns) => format!("{}{ns}/", self.resource.store_prefix()),
             None => self.resource.store_prefix(),
         })
+    }
+
+    /// Services get cluster IPs and node ports when written (not in dry runs).
+    fn allocator(&self) -> Option<Allocator<'_>> {
+        let is_service = self.resource.group.is_empty() && self.resource.kind == "Service";
+        (is_service && !self.dry_run()).then_some(Allocator {
+            store: self.store,
+            cache: self.cache,
+            ranges: self.services,
+        })
+    }
+
+    fn key_str(&self, name: &str) -> String {
+        String::from_utf8_lossy(&self.key(name)).into_owned()
     }
 
     fn not_found(&self, name: &str) -> ApiError {
@@ -484,11 +500,21 @@ impl Call<'_> {
         if self.dry_run() {
             return Ok(response::json(StatusCode::CREATED, &object));
         }
-        let kv = self
+        let allocation = match self.allocator() {
+            Some(a) => Some(a.allocate(&self.key_str(&name), &mut object, None).await?),
+            None => None,
+        };
+        let created = self
             .store
             .create(self.key(&name), objects::encode(&object)?)
-            .await
-            .map_err(|e| self.store_error(e, &name))?;
+            .await;
+        let kv = match created {
+            Ok(kv) => kv,
+            Err(e) => {
+                self.release(&name, allocation).await;
+                return Err(self.store_error(e, &name));
+            }
+        };
         objects::set_resource_version(&mut object, kv.mod_revision);
         Ok(response::json(StatusCode::CREATED, &object))
     }
@@ -656,10 +682,25 @@ impl Call<'_> {
             if self.dry_run() {
                 return Ok(object);
             }
-            if self
+            let allocation = match self.allocator() {
+                Some(a) => Some(
+                    a.allocate(&self.key_str(name), &mut object, Some(&old))
+                        .await?,
+                ),
+                None => None,
+            };
+            let written = self
                 .write_back(name, &mut object, current.mod_revision)
-                .await?
-            {
+                .await;
+            if let (Ok(true), Some(allocator)) = (&written, self.allocator()) {
+                allocator
+                    .release_unheld(&self.key_str(name), &old, Some(&object))
+                    .await;
+            }
+            if !matches!(written, Ok(true)) {
+                self.release(name, allocation).await;
+            }
+            if written? {
                 return Ok(object);
             }
             if pinned.is_some() {
@@ -707,6 +748,13 @@ impl Call<'_> {
                 }
             };
             if deleted {
+                if let (Some(allocator), false) =
+                    (self.allocator(), objects::has_finalizers(&object))
+                {
+                    allocator
+                        .release_unheld(&self.key_str(name), &object, None)
+                        .await;
+                }
                 return Ok(response::json(StatusCode::OK, &object));
             }
         }
@@ -767,6 +815,13 @@ impl Call<'_> {
             }
         }
         Err(ApiError::conflict(self.group_resource(), name))
+    }
+
+    /// Gives back what a failed write of a Service allocated.
+    async fn release(&self, name: &str, allocation: Option<Allocation>) {
+        if let (Some(allocator), Some(allocation)) = (self.allocator(), allocation) {
+            allocator.release(&self.key_str(name), allocation).await;
+        }
     }
 
     /// Writes `object` over the version at `revision` and sets its new resourceVersion; `Ok(false)` when the

@@ -1,11 +1,13 @@
 //! `gantry`: one binary for the whole cluster. `gantry server` runs the control plane.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use gantry_apiserver::{ApiConfig, Ipv4Cidr, ServiceRanges, parse_port_range};
 use gantry_pki::{ClusterPki, PkiOptions, Tokens};
 use gantry_store::StoreUrl;
 
@@ -56,6 +58,16 @@ struct ServerArgs {
     /// --etcd-compaction-interval); 0 turns compaction off.
     #[arg(long, default_value_t = 300)]
     compaction_interval: u64,
+    /// The network Services get their cluster IPs from (its first address is the `kubernetes` Service's).
+    #[arg(long, default_value = "10.43.0.0/16", value_parser = str::parse::<Ipv4Cidr>)]
+    service_cidr: Ipv4Cidr,
+    /// The ports NodePort and LoadBalancer Services get their node ports from.
+    #[arg(long, default_value = "30000-32767", value_parser = parse_port_range)]
+    service_node_port_range: RangeInclusive<u16>,
+    /// This machine's address in the cluster (default: the listen address, or for 0.0.0.0 the address of the
+    /// interface of the default route, or 127.0.0.1 without one).
+    #[arg(long)]
+    node_ip: Option<IpAddr>,
 }
 
 fn main() -> ExitCode {
@@ -95,7 +107,11 @@ async fn server(args: ServerArgs) -> Result<(), String> {
     let store = gantry_datastore::open(&url)
         .await
         .map_err(|e| format!("cannot open the store: {e}"))?;
+    let node_ip = args
+        .node_ip
+        .unwrap_or_else(|| node_address(args.listen.ip()));
     let options = PkiOptions {
+        node_ip: Some(node_ip),
         listen_addresses: vec![args.listen.ip()],
         tls_sans: args.tls_sans,
         ..PkiOptions::default()
@@ -113,8 +129,15 @@ async fn server(args: ServerArgs) -> Result<(), String> {
         let interval = std::time::Duration::from_secs(args.compaction_interval);
         tokio::spawn(gantry_store::compact_periodically(store.clone(), interval));
     }
+    let config = ApiConfig {
+        services: ServiceRanges {
+            cidr: args.service_cidr,
+            node_ports: args.service_node_port_range,
+        },
+        advertise: SocketAddr::new(node_ip, local.port()),
+    };
     let api = Arc::new(
-        gantry_apiserver::Api::start(store, tokens)
+        gantry_apiserver::Api::start(store, tokens, config)
             .await
             .map_err(|e| format!("cannot start the API server: {e}"))?,
     );
@@ -131,6 +154,23 @@ async fn server(args: ServerArgs) -> Result<(), String> {
         served = gantry_apiserver::serve(listener, tls, api) => served.map_err(|e| e.to_string()),
         _ = tokio::signal::ctrl_c() => Ok(()),
     }
+}
+
+/// The machine's address for a listen address: itself if specific, else the source address of the default
+/// route (found by connecting a UDP socket, which sends nothing), else loopback.
+fn node_address(listen: IpAddr) -> IpAddr {
+    if !listen.is_unspecified() {
+        return listen;
+    }
+    std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|socket| {
+            socket.connect("192.0.2.1:9")?;
+            socket.local_addr()
+        })
+        .map(|a| a.ip())
+        .ok()
+        .filter(|ip| !ip.is_unspecified())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
 }
 
 /// The address clients should use for a listen address: loopback for the unspecified address.

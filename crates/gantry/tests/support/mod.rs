@@ -4,8 +4,8 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -74,4 +74,60 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The directory of the versioned kubectl binaries: beside the `kubectl` dispatcher on PATH.
+pub(crate) fn kubectl_dir() -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap();
+    let dispatcher = std::env::split_paths(&path)
+        .map(|dir| dir.join("kubectl"))
+        .find(|p| p.exists())
+        .expect("kubectl on PATH");
+    std::fs::canonicalize(dispatcher)
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+pub(crate) fn kubectl(version: &str, server: &Server, args: &[&str]) -> Output {
+    let binary = kubectl_dir().join(format!("kubectl.{version}"));
+    assert!(binary.exists(), "{} is missing", binary.display());
+    Command::new(binary)
+        .arg("--kubeconfig")
+        .arg(server.kubeconfig())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Runs kubectl and returns its stdout, failing the test (with stderr) if it fails.
+pub(crate) fn ok(version: &str, server: &Server, args: &[&str]) -> String {
+    let out = kubectl(version, server, args);
+    assert!(
+        out.status.success(),
+        "kubectl {version} {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+pub(crate) fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// curl's status code and body for a request (no client certificate, the server's CA not checked).
+pub(crate) fn curl(url: &str, extra: &[&str]) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-sk", "-w", "\n%{http_code}"])
+        .args(extra)
+        .arg(url)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (code.parse().unwrap(), body.to_string())
 }

@@ -1,0 +1,146 @@
+//! What every cluster has from its first start: the system namespaces, and the `kubernetes` Service in
+//! `default` with the Endpoints and EndpointSlice that point at this API server (kept current at every start).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use gantry_api::ApiError;
+use gantry_store::{Store, StoreError};
+use gantry_watch_cache::WatchCache;
+use serde_json::{Value, json};
+
+use crate::objects;
+use crate::services::{Allocator, ServiceRanges};
+
+/// Namespaces that exist in every cluster.
+const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+pub(crate) async fn run(
+    store: &Arc<dyn Store>,
+    cache: &WatchCache,
+    ranges: &ServiceRanges,
+    advertise: SocketAddr,
+) -> Result<(), ApiError> {
+    for name in SYSTEM_NAMESPACES {
+        let namespace = json!({
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": name},
+            "spec": {"finalizers": ["kubernetes"]},
+            "status": {"phase": "Active"},
+        });
+        create_if_missing(
+            store,
+            &format!("/registry/core/namespaces/{name}"),
+            namespace,
+        )
+        .await?;
+    }
+    api_service(store, cache, ranges, advertise).await
+}
+
+/// The `kubernetes` Service (the range's first address, port 443) and where it leads: this server.
+async fn api_service(
+    store: &Arc<dyn Store>,
+    cache: &WatchCache,
+    ranges: &ServiceRanges,
+    advertise: SocketAddr,
+) -> Result<(), ApiError> {
+    let key = "/registry/core/services/default/kubernetes";
+    if store.get(key.as_bytes(), None).await?.is_none() {
+        let address = ranges.api_address().to_string();
+        let mut service = json!({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "kubernetes", "namespace": "default",
+                         "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "spec": {"type": "ClusterIP", "clusterIP": address,
+                     "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": advertise.port()}]},
+        });
+        gantry_api::defaults::apply("", "Service", &mut service);
+        let allocator = Allocator {
+            store,
+            cache,
+            ranges,
+        };
+        let allocation = allocator.allocate(key, &mut service, None).await?;
+        if let Err(e) = create_if_missing(store, key, service).await {
+            allocator.release(key, allocation).await;
+            return Err(e);
+        }
+    }
+    let ip = advertise.ip().to_string();
+    let port = advertise.port();
+    put_if_changed(
+        store,
+        "/registry/core/endpoints/default/kubernetes",
+        json!({
+            "apiVersion": "v1",
+            "kind": "Endpoints",
+            "metadata": {"name": "kubernetes", "namespace": "default",
+                         "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+            "subsets": [{"addresses": [{"ip": ip}], "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}],
+        }),
+        "subsets",
+    )
+    .await?;
+    put_if_changed(
+        store,
+        "/registry/discovery.k8s.io/endpointslices/default/kubernetes",
+        json!({
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {"name": "kubernetes", "namespace": "default",
+                         "labels": {"kubernetes.io/service-name": "kubernetes"}},
+            "addressType": if advertise.is_ipv4() { "IPv4" } else { "IPv6" },
+            "endpoints": [{"addresses": [ip], "conditions": {"ready": true}}],
+            "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
+        }),
+        "endpoints",
+    )
+    .await
+}
+
+async fn create_if_missing(
+    store: &Arc<dyn Store>,
+    key: &str,
+    mut object: Value,
+) -> Result<(), ApiError> {
+    objects::prepare_for_create(&mut object);
+    match store
+        .create(key.to_string().into(), objects::encode(&object)?)
+        .await
+    {
+        Ok(_) | Err(StoreError::AlreadyExists { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Creates `object` at `key`, or rewrites it if its `field` differs (the server's address changed).
+async fn put_if_changed(
+    store: &Arc<dyn Store>,
+    key: &str,
+    object: Value,
+    field: &str,
+) -> Result<(), ApiError> {
+    let Some(current) = store.get(key.as_bytes(), None).await? else {
+        return create_if_missing(store, key, object).await;
+    };
+    let mut stored: Value = serde_json::from_slice(&current.value).map_err(ApiError::internal)?;
+    if stored.get(field) == object.get(field) {
+        return Ok(());
+    }
+    stored[field] = object[field].clone();
+    match store
+        .update(
+            key.to_string().into(),
+            objects::encode(&stored)?,
+            current.mod_revision,
+        )
+        .await
+    {
+        // Another server rewrote it meanwhile: its address is as current as ours.
+        Ok(_) | Err(StoreError::Conflict { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
