@@ -9,6 +9,7 @@ pub mod labels;
 pub mod registry;
 pub mod status;
 pub mod table;
+pub mod validate;
 pub mod validation;
 
 pub use status::{ApiError, GroupKind, GroupResource};

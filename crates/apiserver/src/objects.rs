@@ -1,5 +1,7 @@
 //! Object metadata the server owns: uid, creationTimestamp, generation and resourceVersion.
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use gantry_api::ApiError;
 use gantry_store::{KeyValue, Revision};
@@ -75,6 +77,41 @@ pub(crate) fn prepare_for_create(object: &mut Value) {
             meta.remove(owned);
         }
     }
+}
+
+/// What the API stores differently from what clients may send: a Secret's `stringData` is merged into its
+/// `data` (base64) and dropped, as upstream's conversion does.
+pub(crate) fn normalize(group: &str, kind: &str, object: &mut Value) -> Result<(), ApiError> {
+    if (group, kind) != ("", "Secret") {
+        return Ok(());
+    }
+    let Some(fields) = object.as_object_mut() else {
+        return Ok(());
+    };
+    let Some(string_data) = fields.remove("stringData") else {
+        return Ok(());
+    };
+    let Value::Object(string_data) = string_data else {
+        return Err(ApiError::bad_request(
+            "stringData must be an object of strings",
+        ));
+    };
+    let data = fields.entry("data").or_insert_with(|| json!({}));
+    if data.is_null() {
+        *data = json!({});
+    }
+    let data = data
+        .as_object_mut()
+        .ok_or_else(|| ApiError::bad_request("data must be an object of base64 strings"))?;
+    for (key, value) in string_data {
+        let Value::String(text) = value else {
+            return Err(ApiError::bad_request(format!(
+                "stringData.{key} must be a string"
+            )));
+        };
+        data.insert(key, json!(BASE64.encode(text)));
+    }
+    Ok(())
 }
 
 /// Keeps what an update may not change (uid, creationTimestamp, deletion marks) and bumps the generation when

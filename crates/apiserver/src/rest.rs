@@ -13,7 +13,7 @@ use gantry_api::fields::FieldSelector;
 use gantry_api::labels::Selector;
 use gantry_api::registry::ResourceType;
 use gantry_api::table::{self, IncludeObject};
-use gantry_api::{ApiError, GroupKind, GroupResource, field::FieldError, validation};
+use gantry_api::{ApiError, GroupKind, GroupResource, field::FieldError, validate, validation};
 use gantry_store::{
     ContinueToken, EventKind, KeyValue, RangeRequest, Revision, Store, StoreError, WatchEvent,
 };
@@ -26,7 +26,7 @@ use serde_json::{Map, Value, json};
 use crate::objects;
 use crate::request::{ResourceRequest, Verb};
 use crate::response::{self, Response};
-use crate::services::{Allocation, Allocator, ServiceRanges};
+use crate::services::{self, Allocation, Allocator, ServiceRanges};
 
 /// Largest request body accepted, as in Kubernetes.
 pub(crate) const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
@@ -270,13 +270,9 @@ impl Call<'_> {
                     response::JSON,
                     self.list_json(&metadata, listed.objects.iter().map(|o| &o.json[..])),
                 )),
-                Output::Table { .. } => {
-                    let items = listed
-                        .objects
-                        .iter()
-                        .map(|o| cached_value(o))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    Ok(self.list_response(metadata, items))
+                Output::Table { kind, include } => {
+                    let body = table_json(kind, include, metadata, &listed.objects)?;
+                    Ok(response::bytes(StatusCode::OK, TABLE, body))
                 }
             };
         }
@@ -492,11 +488,20 @@ impl Call<'_> {
             meta.insert("name".into(), json!(name));
         }
         self.validate_name(&name)?;
-        gantry_api::defaults::apply(self.resource.group, self.resource.kind, &mut object);
+        let (group, kind) = (self.resource.group, self.resource.kind);
+        gantry_api::defaults::apply(group, kind, &mut object);
+        objects::prepare_for_create(&mut object);
+        objects::normalize(group, kind, &mut object)?;
+        if (group, kind) == ("batch", "Job") {
+            validate::generate_job_selector(&mut object);
+        }
+        let errors = validate::validate_create(group, kind, &object);
+        if !errors.is_empty() {
+            return Err(self.invalid(&name, errors));
+        }
         if let Some(namespace) = &self.request.namespace {
             self.check_namespace_accepts_objects(namespace).await?;
         }
-        objects::prepare_for_create(&mut object);
         if self.dry_run() {
             return Ok(response::json(StatusCode::CREATED, &object));
         }
@@ -677,8 +682,17 @@ impl Call<'_> {
             if pinned.is_some_and(|rv| rv != current.mod_revision) {
                 return Err(ApiError::conflict(self.group_resource(), name));
             }
-            gantry_api::defaults::apply(self.resource.group, self.resource.kind, &mut object);
+            let (group, kind) = (self.resource.group, self.resource.kind);
+            gantry_api::defaults::apply(group, kind, &mut object);
             objects::prepare_for_update(&mut object, &old);
+            objects::normalize(group, kind, &mut object)?;
+            if (group, kind) == ("", "Service") {
+                services::drop_type_dependent_fields(&mut object, &old);
+            }
+            let errors = validate::validate_update(group, kind, &object, &old);
+            if !errors.is_empty() {
+                return Err(self.invalid(name, errors));
+            }
             if self.dry_run() {
                 return Ok(object);
             }
@@ -1086,6 +1100,36 @@ fn cached_value(object: &Object) -> Result<Value, ApiError> {
             object.key.escape_ascii()
         ))
     })
+}
+
+/// A Table of cached objects, written row by row (each object parsed, turned into its row and dropped) rather
+/// than built as one tree of values.
+fn table_json(
+    kind: &'static str,
+    include: IncludeObject,
+    metadata: Value,
+    objects: &[Arc<Object>],
+) -> Result<Bytes, ApiError> {
+    let head = json!({
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": metadata,
+        "columnDefinitions": table::column_definitions(kind, true),
+    })
+    .to_string();
+    let mut body = Vec::with_capacity(head.len() + objects.len() * 256);
+    body.extend_from_slice(&head.as_bytes()[..head.len() - 1]);
+    body.extend_from_slice(br#","rows":["#);
+    let now = SystemTime::now();
+    for (i, object) in objects.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        let row = table::row(kind, &cached_value(object)?, now, include);
+        serde_json::to_writer(&mut body, &row).map_err(ApiError::internal)?;
+    }
+    body.extend_from_slice(b"]}");
+    Ok(body.into())
 }
 
 /// The watch line for a cached object; objects go out as the bytes the cache holds.

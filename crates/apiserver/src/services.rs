@@ -123,6 +123,76 @@ pub fn parse_port_range(s: &str) -> Result<RangeInclusive<u16>, String> {
     Ok(low..=high)
 }
 
+/// Before an update is validated: what the old type needed and the new one does not is dropped when the
+/// client left it as it was (upstream's `dropTypeDependentFields`), so that e.g. a NodePort Service turned
+/// ClusterIP by a patch of `type` alone loses its node ports and traffic policy instead of failing validation.
+pub(crate) fn drop_type_dependent_fields(service: &mut Value, old: &Value) {
+    let (Some(spec), Some(old_spec)) = (
+        service.get_mut("spec").and_then(Value::as_object_mut),
+        old.get("spec"),
+    ) else {
+        return;
+    };
+    let type_of = |s: Option<&Value>| s.and_then(Value::as_str).unwrap_or("ClusterIP").to_string();
+    let (new_type, old_type) = (type_of(spec.get("type")), type_of(old_spec.get("type")));
+    if new_type == old_type {
+        return;
+    }
+    let unchanged = |spec: &serde_json::Map<String, Value>, field: &str| {
+        spec.get(field).is_some() && spec.get(field) == old_spec.get(field)
+    };
+    if new_type == "ExternalName" {
+        for field in ["clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"] {
+            if unchanged(spec, field) {
+                spec.remove(field);
+            }
+        }
+    }
+    let external = |t: &str| matches!(t, "NodePort" | "LoadBalancer");
+    if external(&old_type) && !external(&new_type) {
+        let has_external_ips = spec
+            .get("externalIPs")
+            .and_then(Value::as_array)
+            .is_some_and(|ips| !ips.is_empty());
+        if unchanged(spec, "externalTrafficPolicy") && !has_external_ips {
+            spec.remove("externalTrafficPolicy");
+        }
+        let old_node_ports: HashSet<i64> = old_spec
+            .get("ports")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.get("nodePort")?.as_i64())
+            .collect();
+        for port in spec
+            .get_mut("ports")
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_object_mut)
+        {
+            if port
+                .get("nodePort")
+                .and_then(Value::as_i64)
+                .is_some_and(|n| old_node_ports.contains(&n))
+            {
+                port.remove("nodePort");
+            }
+        }
+    }
+    if old_type == "LoadBalancer" && new_type != "LoadBalancer" {
+        for field in [
+            "healthCheckNodePort",
+            "allocateLoadBalancerNodePorts",
+            "loadBalancerClass",
+        ] {
+            if unchanged(spec, field) {
+                spec.remove(field);
+            }
+        }
+    }
+}
+
 /// Allocates for Services, against the store.
 pub(crate) struct Allocator<'a> {
     pub(crate) store: &'a Arc<dyn Store>,
@@ -237,20 +307,6 @@ impl Allocator<'_> {
                 .or_insert_with(|| json!("SingleStack"));
         }
 
-        // Leaving an externally reachable type drops its traffic policy (upstream's dropTypeDependentFields).
-        let external = |t: Option<&str>| matches!(t, Some("NodePort" | "LoadBalancer"));
-        let old_type = old_spec.and_then(|s| s.get("type")).and_then(Value::as_str);
-        if external(old_type)
-            && !external(Some(&service_type))
-            && spec.get("externalTrafficPolicy")
-                == old_spec.and_then(|s| s.get("externalTrafficPolicy"))
-            && spec
-                .get("externalIPs")
-                .and_then(Value::as_array)
-                .is_none_or(Vec::is_empty)
-        {
-            spec.remove("externalTrafficPolicy");
-        }
         let wants_node_ports = service_type == "NodePort"
             || (service_type == "LoadBalancer"
                 && spec.get("allocateLoadBalancerNodePorts") != Some(&json!(false)));
@@ -283,21 +339,15 @@ impl Allocator<'_> {
             let field = format!("spec.ports[{i}].nodePort");
             match (wants_node_ports, node_port) {
                 (false, None) => {}
-                (false, Some(n)) => {
-                    if let Some(p) = port.as_object_mut() {
-                        p.remove("nodePort");
-                    }
-                    // Kept only when moving away from a type that had it, as a client re-sending it would.
-                    if !held.contains(&u16::try_from(n).unwrap_or(0)) {
-                        return Err(ApiError::invalid(
-                            GroupKind::new("", "Service"),
-                            &name,
-                            &[FieldError::forbidden(
-                                field,
-                                format!("may not be used when `type` is '{service_type}'"),
-                            )],
-                        ));
-                    }
+                (false, Some(_)) => {
+                    return Err(ApiError::invalid(
+                        GroupKind::new("", "Service"),
+                        &name,
+                        &[FieldError::forbidden(
+                            field,
+                            format!("may not be used when `type` is '{service_type}'"),
+                        )],
+                    ));
                 }
                 (true, Some(n)) => {
                     let n16 = u16::try_from(n)
