@@ -4,10 +4,12 @@
 //! [`Api::handle`] → a discovery document or [`rest`] (the registry says which kind) → [`Store`].
 
 mod bootstrap;
+mod deletion;
 mod discovery;
 mod metrics;
 mod objects;
 mod openapi;
+mod pods;
 mod request;
 mod response;
 mod rest;
@@ -100,7 +102,14 @@ impl Api {
         }
         let start = std::time::Instant::now();
         let (verb, resource) = request_labels(request.method(), &path, request.uri().query());
-        let answer = response::respond(self.route(request, &path).await);
+        let yaml = response::wants_yaml(request.headers().get(header::ACCEPT));
+        let answer = match (yaml, verb) {
+            (true, "watch") => response::error(&ApiError::not_acceptable(&[response::JSON])),
+            (true, _) => {
+                response::to_yaml(response::respond(self.route(request, &path).await)).await
+            }
+            (false, _) => response::respond(self.route(request, &path).await),
+        };
         self.metrics
             .request(verb, &resource, answer.status().as_u16(), start.elapsed());
         answer
@@ -157,7 +166,7 @@ impl Api {
                 // The body is read first, so that even a refusal answers a client that has sent it all (curl
                 // over HTTP/2 reports an answer to a half-sent upload as a failure).
                 let (body, media) = match request.method() {
-                    &Method::POST | &Method::PUT => {
+                    &Method::POST | &Method::PUT | &Method::DELETE => {
                         let (body, media) = read_body(request, WRITE_TYPES).await?;
                         (json_body(body, media)?, response::JSON)
                     }
@@ -253,7 +262,7 @@ const WRITE_TYPES: &[&str] = &[response::JSON, gantry_protobuf::CONTENT_TYPE];
 
 /// A write's body as JSON: protobuf bodies are decoded into the object a JSON client would have sent.
 fn json_body(body: Bytes, media: &str) -> Result<Bytes, ApiError> {
-    if media != gantry_protobuf::CONTENT_TYPE {
+    if media != gantry_protobuf::CONTENT_TYPE || body.is_empty() {
         return Ok(body);
     }
     let object = gantry_protobuf::decode(&body).map_err(|e| {
@@ -299,7 +308,8 @@ where
     let media = content_type.split(';').next().unwrap_or("").trim();
     let media = match accepted.iter().find(|a| **a == media) {
         Some(media) => *media,
-        None if media.is_empty() || media == "*/*" => accepted[0],
+        // No type reads as JSON for writes, as in Kubernetes; a patch must say which kind it is.
+        None if (media.is_empty() || media == "*/*") && accepted == WRITE_TYPES => accepted[0],
         None => {
             // Read (and drop) what the client sends before refusing it, as above.
             let _ = http_body_util::Limited::new(request.into_body(), rest::MAX_BODY_BYTES)

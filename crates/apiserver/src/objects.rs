@@ -150,10 +150,15 @@ fn spec_of(object: &Value) -> Map<String, Value> {
 
 /// Now, as Kubernetes writes timestamps (RFC 3339, whole seconds, UTC).
 pub(crate) fn now() -> String {
-    let now = time::OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .unwrap_or_else(|_| time::OffsetDateTime::now_utc());
-    now.format(&time::format_description::well_known::Rfc3339)
+    rfc3339(std::time::SystemTime::now())
+}
+
+/// A time as Kubernetes writes timestamps: RFC 3339, UTC, whole seconds.
+pub(crate) fn rfc3339(at: std::time::SystemTime) -> String {
+    let at = time::OffsetDateTime::from(at);
+    at.replace_nanosecond(0)
+        .unwrap_or(at)
+        .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }
 

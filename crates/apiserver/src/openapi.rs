@@ -1,131 +1,134 @@
-//! `/openapi/v3`: the root and one document per group-version. For now each document names, for every
-//! resource, its PATCH operation with `x-kubernetes-group-version-kind` and the `fieldValidation` parameter:
-//! what kubectl ≥ 1.29 checks before it trusts the server to validate and sends `apply`/`create -f` without
-//! validating client-side. Schemas (for `kubectl explain` and strict field validation) are not generated yet.
-//! `/openapi/v2` answers 404, which every kubectl version handles.
+//! `/openapi/v3` (root and per group-version documents with upstream's 1.33 schemas) and `/openapi/v2` (gnostic
+//! protobuf for kubectl ≤ 1.28, JSON otherwise), served from `gantry-openapi`, which builds each document on
+//! first request and keeps its bytes.
 
-use std::sync::OnceLock;
-
-use gantry_api::registry::{self, RESOURCES};
+use gantry_api::ApiError;
+use gantry_openapi::V2_PROTOBUF;
 use http::StatusCode;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 use crate::response::{self, Response};
 
-/// The documents, built once: (URL path under `/openapi/v3/`, document, its hash).
-fn documents() -> &'static [(String, Value, String)] {
-    static DOCUMENTS: OnceLock<Vec<(String, Value, String)>> = OnceLock::new();
-    DOCUMENTS.get_or_init(|| {
-        let mut documents = Vec::new();
-        for (group, versions) in registry::groups() {
-            for version in versions {
-                let path = if group.is_empty() {
-                    format!("api/{version}")
-                } else {
-                    format!("apis/{group}/{version}")
-                };
-                let document = group_version_document(group, version);
-                let hash = hex(ring::digest::digest(
-                    &ring::digest::SHA512,
-                    document.to_string().as_bytes(),
-                )
-                .as_ref());
-                documents.push((path, document, hash));
-            }
-        }
-        documents
-    })
-}
-
-/// Answers `/openapi/v3` and `/openapi/v3/<group-version path>`; `None` for anything else under `/openapi`.
-pub(crate) fn serve(path: &str) -> Option<Response> {
-    let rest = path.strip_prefix("/openapi/v3")?.trim_matches('/');
-    if rest.is_empty() {
-        let paths: Map<String, Value> = documents()
-            .iter()
-            .map(|(path, _, hash)| {
-                (
-                    path.clone(),
-                    json!({"serverRelativeURL": format!("/openapi/v3/{path}?hash={hash}")}),
-                )
-            })
-            .collect();
-        return Some(response::json(StatusCode::OK, &json!({"paths": paths})));
-    }
-    let (_, document, _) = documents().iter().find(|(path, _, _)| path == rest)?;
-    Some(response::json(StatusCode::OK, document))
-}
-
-fn group_version_document(group: &str, version: &str) -> Value {
-    let prefix = if group.is_empty() {
-        format!("/api/{version}")
-    } else {
-        format!("/apis/{group}/{version}")
-    };
-    let mut paths = Map::new();
-    for r in RESOURCES
-        .iter()
-        .filter(|r| r.group == group && r.version == version)
-    {
-        let item = if r.namespaced {
-            format!("{prefix}/namespaces/{{namespace}}/{}/{{name}}", r.plural)
+/// Answers `/openapi/v3`, `/openapi/v3/<group-version path>` (any `?hash=` is ignored: there is one version of
+/// each document) and `/openapi/v2`; `None` for anything else under `/openapi`.
+pub(crate) fn serve(path: &str, accept: Option<&str>) -> Option<Response> {
+    if let Some(rest) = path.strip_prefix("/openapi/v3") {
+        let rest = rest.trim_matches('/');
+        let bytes = if rest.is_empty() {
+            gantry_openapi::v3_root()
         } else {
-            format!("{prefix}/{}/{{name}}", r.plural)
+            gantry_openapi::v3_document(rest)?.bytes.as_slice()
         };
-        let gvk = json!({"group": r.group, "version": r.version, "kind": r.kind});
-        let query = |name: &str| json!({"name": name, "in": "query", "schema": {"type": "string"}, "uniqueItems": true});
-        paths.insert(
-            item,
-            json!({
-                "patch": {
-                    "operationId": format!("patch{}", r.kind),
-                    "x-kubernetes-action": "patch",
-                    "x-kubernetes-group-version-kind": gvk,
-                    "parameters": [query("dryRun"), query("fieldManager"), query("fieldValidation"), query("force")],
-                    "responses": {"200": {"description": "OK"}},
-                }
-            }),
-        );
+        return Some(response::bytes(StatusCode::OK, response::JSON, bytes));
     }
-    json!({
-        "openapi": "3.0.0",
-        "info": {"title": "Kubernetes", "version": "v1.33.0"},
-        "paths": paths,
-        "components": {"schemas": {}},
+    if path.trim_end_matches('/') == "/openapi/v2" {
+        return Some(match v2_format(accept) {
+            Some(V2::Protobuf) => {
+                response::bytes(StatusCode::OK, V2_PROTOBUF, gantry_openapi::v2_protobuf())
+            }
+            Some(V2::Json) => {
+                response::bytes(StatusCode::OK, response::JSON, gantry_openapi::v2_json())
+            }
+            None => response::error(&ApiError::not_acceptable(&[response::JSON, V2_PROTOBUF])),
+        });
+    }
+    None
+}
+
+#[derive(Debug, PartialEq)]
+enum V2 {
+    Protobuf,
+    Json,
+}
+
+/// The first acceptable form in `Accept`, in the client's order: kubectl asks for protobuf alone (a JSON body
+/// breaks kubectl 1.27); no `Accept`, JSON or a wildcard get JSON, as upstream answers.
+fn v2_format(accept: Option<&str>) -> Option<V2> {
+    let accept = accept.unwrap_or("").trim();
+    if accept.is_empty() {
+        return Some(V2::Json);
+    }
+    accept.split(',').find_map(|range| {
+        let media = range.split(';').next().unwrap_or("").trim();
+        if media.starts_with("application/com.github.proto-openapi.spec.v2") {
+            Some(V2::Protobuf)
+        } else if matches!(media, "application/json" | "*/*" | "application/*") {
+            Some(V2::Json)
+        } else {
+            None
+        }
     })
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02X}")).collect()
+/// The fields of `object` that the schema of `group`/`version`/`kind` lacks, as dotted paths
+/// (`spec.template.spec.containers[0].bogus`); see [`gantry_openapi::unknown_fields`].
+pub(crate) fn unknown_fields(
+    group: &str,
+    version: &str,
+    kind: &str,
+    object: &Value,
+) -> Vec<String> {
+    gantry_openapi::unknown_fields(group, version, kind, object)
 }
 
 #[cfg(test)]
 mod tests {
+    use http_body_util::BodyExt;
+
     use super::*;
 
-    #[test]
-    fn every_group_version_is_listed_with_a_patch_operation_per_resource() {
-        let root = documents();
-        assert!(root.iter().any(|(p, _, _)| p == "api/v1"));
-        assert!(root.iter().any(|(p, _, _)| p == "apis/apps/v1"));
-        let (_, apps, _) = root.iter().find(|(p, _, _)| p == "apis/apps/v1").unwrap();
-        let patch =
-            &apps["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];
+    async fn body(response: Response) -> Vec<u8> {
+        response
+            .into_body()
+            .collect()
+            .await
+            .expect("infallible")
+            .to_bytes()
+            .to_vec()
+    }
+
+    #[tokio::test]
+    async fn v3_root_and_documents() {
+        let root = serve("/openapi/v3", None).expect("served");
+        assert_eq!(root.status(), StatusCode::OK);
+        let root: Value = serde_json::from_slice(&body(root).await).expect("JSON");
+        let url = root["paths"]["apis/apps/v1"]["serverRelativeURL"]
+            .as_str()
+            .expect("apps/v1 listed");
+        assert!(url.starts_with("/openapi/v3/apis/apps/v1?hash="));
+        let apps = serve("/openapi/v3/apis/apps/v1", None).expect("served");
+        let apps: Value = serde_json::from_slice(&body(apps).await).expect("JSON");
+        assert!(apps["components"]["schemas"]["io.k8s.api.apps.v1.Deployment"].is_object());
+        assert!(serve("/openapi/v3/apis/nope/v1", None).is_none());
+        assert!(serve("/openapi/v4", None).is_none());
+    }
+
+    #[tokio::test]
+    async fn v2_follows_accept() {
+        let kubectl = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
+        let protobuf = serve("/openapi/v2", Some(kubectl)).expect("served");
+        assert_eq!(protobuf.headers()["content-type"], V2_PROTOBUF);
+        assert_eq!(body(protobuf).await, gantry_openapi::v2_protobuf());
+        for accept in [None, Some("application/json"), Some("*/*")] {
+            let json = serve("/openapi/v2", accept).expect("served");
+            assert_eq!(json.headers()["content-type"], "application/json");
+        }
+        let refused = serve("/openapi/v2", Some("application/yaml")).expect("served");
+        assert_eq!(refused.status(), StatusCode::NOT_ACCEPTABLE);
         assert_eq!(
-            patch["x-kubernetes-group-version-kind"]["kind"],
-            "Deployment"
+            v2_format(Some(
+                "application/json;q=0.9, application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+            )),
+            Some(V2::Json)
         );
-        assert!(
-            patch["parameters"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|p| p["name"] == "fieldValidation")
-        );
-        let (_, core, _) = root.iter().find(|(p, _, _)| p == "api/v1").unwrap();
-        assert!(
-            core["paths"].get("/api/v1/namespaces/{name}").is_some(),
-            "cluster-scoped paths have no namespace"
+    }
+
+    #[test]
+    fn unknown_fields_pass_through() {
+        let object = serde_json::json!({"spec": {"bogus": 1}});
+        assert_eq!(
+            unknown_fields("apps", "v1", "Deployment", &object),
+            ["spec.bogus"]
         );
     }
 }

@@ -59,3 +59,48 @@ pub(crate) fn path_not_found() -> ApiError {
 pub(crate) fn respond(result: Result<Response, ApiError>) -> Response {
     result.unwrap_or_else(|e| error(&e))
 }
+
+pub(crate) const YAML: &str = "application/yaml";
+
+/// Whether `Accept` prefers YAML: it names `application/yaml` before any JSON or wildcard.
+pub(crate) fn wants_yaml(accept: Option<&HeaderValue>) -> bool {
+    let Some(accept) = accept.and_then(|a| a.to_str().ok()) else {
+        return false;
+    };
+    for media in accept.split(',') {
+        match media.split(';').next().unwrap_or("").trim() {
+            YAML => return true,
+            "application/json" | "*/*" | "application/*" => return false,
+            _ => {}
+        }
+    }
+    false
+}
+
+/// The same answer in YAML, for a JSON response (bodies here are whole, not streamed).
+pub(crate) async fn to_yaml(response: Response) -> Response {
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|c| c.as_bytes().starts_with(JSON.as_bytes()));
+    if !is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(collected) = body.collect().await;
+    let yaml = serde_json::from_slice::<serde_json::Value>(&collected.to_bytes())
+        .map_err(|e| e.to_string())
+        .and_then(|value| serde_yaml_ng::to_string(&value).map_err(|e| e.to_string()));
+    match yaml {
+        Ok(yaml) => {
+            parts
+                .headers
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(YAML));
+            parts.headers.remove(header::CONTENT_LENGTH);
+            http::Response::from_parts(parts, Full::new(Bytes::from(yaml)).boxed_unsync())
+        }
+        Err(e) => error(&ApiError::internal(format!(
+            "cannot encode the response as YAML: {e}"
+        ))),
+    }
+}

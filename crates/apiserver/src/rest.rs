@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use base64::Engine;
@@ -23,6 +24,7 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use serde_json::{Map, Value, json};
 
+use crate::deletion::{self, DeleteOptions};
 use crate::objects;
 use crate::request::{ResourceRequest, Verb};
 use crate::response::{self, Response};
@@ -32,6 +34,8 @@ use crate::services::{self, Allocation, Allocator, ServiceRanges};
 pub(crate) const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 /// Namespaces that exist for the cluster's own use and cannot be deleted (as in Kubernetes).
 const PERMANENT_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
+/// How often a watch that asked for bookmarks gets one (kube-apiserver: about a minute).
+const BOOKMARK_INTERVAL: Duration = Duration::from_secs(60);
 /// Store pages read while listing.
 const LIST_PAGE: usize = 500;
 
@@ -124,7 +128,7 @@ impl Output {
 }
 
 impl Call<'_> {
-    fn group_resource(&self) -> GroupResource<'static> {
+    pub(crate) fn group_resource(&self) -> GroupResource<'static> {
         GroupResource::new(self.resource.group, self.resource.plural)
     }
 
@@ -186,7 +190,15 @@ impl Call<'_> {
             (None, Verb::Create) if request.name.is_none() => self.create(body).await,
             (None, Verb::Update) => self.update(name, Part::Main, body).await,
             (None, Verb::Patch) => self.patch(name, Part::Main, body, media).await,
-            (None, Verb::Delete) => self.delete(name).await,
+            (None, Verb::Delete) => {
+                let options = DeleteOptions::parse(body, self.query)?;
+                let deleted = self.delete(name, &options).await?;
+                Ok(response::json(StatusCode::OK, &deleted))
+            }
+            (None, Verb::DeleteCollection) => {
+                self.delete_collection(&DeleteOptions::parse(body, self.query)?)
+                    .await
+            }
             (Some("status"), Verb::Get) if has("status") => self.get(name).await,
             (Some("status"), Verb::Update) if has("status") => {
                 self.update(name, Part::Status, body).await
@@ -201,6 +213,8 @@ impl Call<'_> {
             (Some("scale"), Verb::Patch) if has("scale") => {
                 self.update_scale(name, body, Some(media)).await
             }
+            (Some("binding"), Verb::Create) if has("binding") => self.bind(name, body).await,
+            (Some("eviction"), Verb::Create) if has("eviction") => self.evict(name, body).await,
             (Some(sub), _) if !has(sub) => Err(response::path_not_found()),
             (_, verb) => Err(ApiError::method_not_supported(
                 self.group_resource(),
@@ -231,7 +245,7 @@ impl Call<'_> {
             .respond(StatusCode::OK, &self.output.one(objects::decode(&kv)?)))
     }
 
-    async fn read(&self, name: &str) -> Result<KeyValue, ApiError> {
+    pub(crate) async fn read(&self, name: &str) -> Result<KeyValue, ApiError> {
         self.store
             .get(&self.key(name), None)
             .await
@@ -357,6 +371,48 @@ impl Call<'_> {
         body.into()
     }
 
+    /// `fieldValidation`: fields the kind's schema does not have are refused (`Strict`, 400), reported as
+    /// warnings (`Warn`, the default, as in Kubernetes) or let through (`Ignore`). Returns the warnings.
+    fn unknown_fields(&self, object: &Value) -> Result<Vec<String>, ApiError> {
+        let mode = self
+            .query
+            .get("fieldValidation")
+            .map_or("Warn", String::as_str);
+        if !matches!(mode, "Strict" | "Warn" | "Ignore") {
+            return Err(ApiError::bad_request(format!(
+                "fieldValidation parameter unsupported: {mode}"
+            )));
+        }
+        if mode == "Ignore" {
+            return Ok(Vec::new());
+        }
+        let (group, version, kind) = (
+            self.resource.group,
+            self.resource.version,
+            self.resource.kind,
+        );
+        let unknown: Vec<String> = crate::openapi::unknown_fields(group, version, kind, object)
+            .into_iter()
+            .map(|field| format!("unknown field \"{field}\""))
+            .collect();
+        if mode == "Strict" && !unknown.is_empty() {
+            return Err(ApiError::bad_request(format!(
+                "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {}",
+                unknown.join(", ")
+            )));
+        }
+        Ok(unknown)
+    }
+
+    fn bookmark(&self, revision: Revision, initial_events_end: bool) -> Bytes {
+        bookmark_line(
+            self.resource.kind,
+            &self.resource.api_version(),
+            revision,
+            initial_events_end,
+        )
+    }
+
     /// Whether this read may be served from the cache, once it has caught up with what the query asks for:
     /// the latest revision when no resourceVersion is given, at least N for `resourceVersion=N`, anything for
     /// "0". False when the cache did not catch up in time (the store is read instead).
@@ -375,10 +431,30 @@ impl Call<'_> {
             .get("timeoutSeconds")
             .and_then(|t| t.parse::<u64>().ok())
             .map(Duration::from_secs);
-        // No resourceVersion (or "0"): the current objects as ADDED events first, then changes after them.
+        let flag = |name: &str| self.query.get(name).map(String::as_str) == Some("true");
+        let (bookmarks, send_initial) = (flag("allowWatchBookmarks"), flag("sendInitialEvents"));
+        let not_older_than =
+            self.query.get("resourceVersionMatch").map(String::as_str) == Some("NotOlderThan");
+        if send_initial && !(bookmarks && not_older_than) {
+            return Err(ApiError::invalid(
+                GroupKind::new("meta.k8s.io", "ListOptions"),
+                "",
+                &[FieldError::forbidden(
+                    "sendInitialEvents",
+                    "sendInitialEvents requires allowWatchBookmarks=true and resourceVersionMatch=NotOlderThan",
+                )],
+            ));
+        }
+        // No resourceVersion (or "0"), or sendInitialEvents: the current objects as ADDED events first (ended
+        // by a bookmark for sendInitialEvents), then changes after them.
         let output = self.output;
-        let (after, initial) = match self.query.get("resourceVersion").map(String::as_str) {
-            None | Some("" | "0") if self.cache_ready().await? => {
+        let initial_list = send_initial
+            || matches!(
+                self.query.get("resourceVersion").map(String::as_str),
+                None | Some("" | "0")
+            );
+        let (after, mut initial) = match self.query.get("resourceVersion").map(String::as_str) {
+            _ if initial_list && self.cache_ready().await? => {
                 let listed = self.cache.list(&self.scope_prefix(), None, 0, |o| {
                     selectors.matches_cached(o)
                 });
@@ -389,7 +465,7 @@ impl Call<'_> {
                     .collect();
                 (listed.revision, lines)
             }
-            None | Some("" | "0") => {
+            _ if initial_list => {
                 let (revision, objects) = self.read_all(&selectors).await?;
                 (
                     revision,
@@ -399,17 +475,27 @@ impl Call<'_> {
                         .collect(),
                 )
             }
-            Some(rv) => (parse_revision(rv)?, Vec::new()),
+            rv => (parse_revision(rv.unwrap_or_default())?, Vec::new()),
         };
+        if send_initial {
+            initial.push(self.bookmark(after, true));
+        }
         let lines: Vec<Bytes> = initial;
+        // The revision of the last change this watcher has passed (delivered or filtered out): where a
+        // bookmark may say it is.
+        let seen = Arc::new(AtomicI64::new(after));
         let error_line = |e: StoreError| watch_line("ERROR", &ApiError::from(e).to_status());
         // The cache serves watches from the revisions it still holds; older ones are the store's.
+        let seen_by_events = seen.clone();
         let events: futures::stream::BoxStream<'static, Bytes> =
             if let Some(stream) = self.cache.watch(self.scope_prefix(), after) {
                 stream
                     .filter_map(move |event| {
                         futures::future::ready(match event {
-                            Ok(event) => cached_watch_event(&event, &selectors, output),
+                            Ok(event) => {
+                                seen_by_events.store(event.revision(), Ordering::Relaxed);
+                                cached_watch_event(&event, &selectors, output)
+                            }
                             Err(e) => Some(error_line(e)),
                         })
                     })
@@ -419,7 +505,10 @@ impl Call<'_> {
                     Ok(stream) => stream
                         .filter_map(move |event| {
                             futures::future::ready(match event {
-                                Ok(event) => watch_event(&event, &selectors, output),
+                                Ok(event) => {
+                                    seen_by_events.store(event.revision(), Ordering::Relaxed);
+                                    watch_event(&event, &selectors, output)
+                                }
                                 Err(e) => Some(error_line(e)),
                             })
                         })
@@ -428,6 +517,33 @@ impl Call<'_> {
                     Err(e) => futures::stream::iter([error_line(e)]).boxed(),
                 }
             };
+        let events = if bookmarks {
+            // Every BOOKMARK_INTERVAL a bookmark at the revision reached; the stream ends with the events.
+            let (kind, api_version) = (self.resource.kind, self.resource.api_version());
+            let ticks = futures::stream::unfold((), |()| async {
+                tokio::time::sleep(BOOKMARK_INTERVAL).await;
+                Some(((), ()))
+            })
+            .map(move |()| {
+                Some(bookmark_line(
+                    kind,
+                    &api_version,
+                    seen.load(Ordering::Relaxed),
+                    false,
+                ))
+            });
+            futures::stream::select(
+                events
+                    .map(Some)
+                    .chain(futures::stream::once(async { None })),
+                ticks,
+            )
+            .take_while(|line| futures::future::ready(line.is_some()))
+            .filter_map(futures::future::ready)
+            .boxed()
+        } else {
+            events
+        };
         let stream = futures::stream::iter(lines).chain(events);
         let stream = match timeout {
             Some(timeout) => stream.take_until(tokio::time::sleep(timeout)).boxed(),
@@ -462,6 +578,7 @@ impl Call<'_> {
 
     pub(crate) async fn create(&self, body: &[u8]) -> Result<Response, ApiError> {
         let mut object = self.decode_body(body)?;
+        let warnings = self.unknown_fields(&object)?;
         let meta = objects::metadata_mut(&mut object)?;
         let mut name = meta
             .get("name")
@@ -503,7 +620,10 @@ impl Call<'_> {
             self.check_namespace_accepts_objects(namespace).await?;
         }
         if self.dry_run() {
-            return Ok(response::json(StatusCode::CREATED, &object));
+            return Ok(with_warnings(
+                response::json(StatusCode::CREATED, &object),
+                &warnings,
+            ));
         }
         let allocation = match self.allocator() {
             Some(a) => Some(a.allocate(&self.key_str(&name), &mut object, None).await?),
@@ -521,7 +641,10 @@ impl Call<'_> {
             }
         };
         objects::set_resource_version(&mut object, kv.mod_revision);
-        Ok(response::json(StatusCode::CREATED, &object))
+        Ok(with_warnings(
+            response::json(StatusCode::CREATED, &object),
+            &warnings,
+        ))
     }
 
     /// PUT of the object (`part` = Main) or of its status (`part` = Status).
@@ -532,6 +655,7 @@ impl Call<'_> {
         body: &[u8],
     ) -> Result<Response, ApiError> {
         let mut object = self.decode_body(body)?;
+        let warnings = self.unknown_fields(&object)?;
         let meta = objects::metadata_mut(&mut object)?;
         match meta.get("name").and_then(Value::as_str) {
             Some(n) if n == name => {}
@@ -547,7 +671,10 @@ impl Call<'_> {
         let updated = self
             .guaranteed_update(name, part, |_| Ok(object.clone()))
             .await?;
-        Ok(response::json(StatusCode::OK, &updated))
+        Ok(with_warnings(
+            response::json(StatusCode::OK, &updated),
+            &warnings,
+        ))
     }
 
     /// PATCH of the object or its status with a JSON patch, a merge patch or a strategic merge patch.
@@ -560,10 +687,18 @@ impl Call<'_> {
     ) -> Result<Response, ApiError> {
         let patch = parse_patch(body)?;
         let schema = gantry_patch::BuiltinSchema::for_kind(self.resource.group, self.resource.kind);
+        let mut warnings = Vec::new();
         let updated = self
-            .guaranteed_update(name, part, |base| apply_patch(base, &patch, media, &schema))
+            .guaranteed_update(name, part, |base| {
+                let patched = apply_patch(base, &patch, media, &schema)?;
+                warnings = self.unknown_fields(&patched)?;
+                Ok(patched)
+            })
             .await?;
-        Ok(response::json(StatusCode::OK, &updated))
+        Ok(with_warnings(
+            response::json(StatusCode::OK, &updated),
+            &warnings,
+        ))
     }
 
     /// GET of the `scale` subresource: an `autoscaling/v1` `Scale`.
@@ -625,7 +760,7 @@ impl Call<'_> {
     /// precondition (409 if stale); without one, a concurrent change makes it read and change again.
     /// For kinds with a status subresource, the main resource cannot change the status and the status
     /// subresource can change nothing else.
-    async fn guaranteed_update(
+    pub(crate) async fn guaranteed_update(
         &self,
         name: &str,
         part: Part,
@@ -654,7 +789,7 @@ impl Call<'_> {
                     set_or_remove(&mut object, "status", old.get("status").cloned());
                     object
                 }
-                (Part::Main, false) => changed,
+                (Part::Main, false) | (Part::System, _) => changed,
             };
             // The result must still be this resource's, in this namespace.
             let mut object =
@@ -689,7 +824,10 @@ impl Call<'_> {
             if (group, kind) == ("", "Service") {
                 services::drop_type_dependent_fields(&mut object, &old);
             }
-            let errors = validate::validate_update(group, kind, &object, &old);
+            let errors = match part {
+                Part::System => Vec::new(),
+                Part::Main | Part::Status => validate::validate_update(group, kind, &object, &old),
+            };
             if !errors.is_empty() {
                 return Err(self.invalid(name, errors));
             }
@@ -724,8 +862,15 @@ impl Call<'_> {
         Err(ApiError::conflict(self.group_resource(), name))
     }
 
-    pub(crate) async fn delete(&self, name: &str) -> Result<Response, ApiError> {
-        if self.resource.plural == "namespaces" && !self.dry_run() {
+    /// Deletes the object, or marks it for deletion: a running pod gets its grace period to stop, finalizers
+    /// hold an object until their owners remove them. Returns the object as last seen.
+    pub(crate) async fn delete(
+        &self,
+        name: &str,
+        options: &DeleteOptions,
+    ) -> Result<Value, ApiError> {
+        let dry_run = self.dry_run() || options.dry_run;
+        if self.resource.plural == "namespaces" && !dry_run {
             if PERMANENT_NAMESPACES.contains(&name) {
                 return Err(ApiError::forbidden(
                     self.group_resource(),
@@ -733,21 +878,37 @@ impl Call<'_> {
                     "this namespace may not be deleted",
                 ));
             }
-            self.read(name).await?;
+            let namespace = objects::decode(&self.read(name).await?)?;
+            options.check_preconditions(&namespace)?;
             if !self.delete_namespace_contents(name).await? {
                 return self.mark_terminating(name).await;
             }
         }
-        // Retried when the object changes between the read and the delete.
+        let is_pod = self.resource.group.is_empty() && self.resource.kind == "Pod";
+        // Retried when the object changes between the read and the write.
         for _ in 0..8 {
             let current = self.read(name).await?;
             let mut object = objects::decode(&current)?;
-            if self.dry_run() {
-                return Ok(response::json(StatusCode::OK, &object));
+            options.check_preconditions(&object)?;
+            if dry_run {
+                return Ok(object);
             }
-            let deleted = if objects::has_finalizers(&object) {
+            let grace = if is_pod {
+                options.pod_grace_period(&object)
+            } else {
+                None
+            };
+            let deleted = if let Some(grace) = grace {
+                if !deletion::start_graceful_deletion(&mut object, grace, SystemTime::now()) {
+                    return Ok(object);
+                }
+                self.write_back(name, &mut object, current.mod_revision)
+                    .await?
+            } else if objects::has_finalizers(&object) {
                 // Finalizers hold the object: mark it for deletion; whoever owns a finalizer removes it.
-                mark_deleted(&mut object)?;
+                if !mark_deleted(&mut object)? {
+                    return Ok(object);
+                }
                 self.write_back(name, &mut object, current.mod_revision)
                     .await?
             } else {
@@ -762,17 +923,36 @@ impl Call<'_> {
                 }
             };
             if deleted {
-                if let (Some(allocator), false) =
-                    (self.allocator(), objects::has_finalizers(&object))
-                {
+                let gone = object.pointer("/metadata/deletionTimestamp").is_none();
+                if let (Some(allocator), true) = (self.allocator(), gone) {
                     allocator
                         .release_unheld(&self.key_str(name), &object, None)
                         .await;
                 }
-                return Ok(response::json(StatusCode::OK, &object));
+                return Ok(object);
             }
         }
         Err(ApiError::conflict(self.group_resource(), name))
+    }
+
+    /// DELETE of a collection: every object the selectors match, each as [`delete`](Self::delete) would; the
+    /// answer lists them.
+    async fn delete_collection(&self, options: &DeleteOptions) -> Result<Response, ApiError> {
+        let selectors = Selectors::from_query(self.query)?;
+        let (_, candidates) = self.read_all(&selectors).await?;
+        let mut deleted = Vec::new();
+        for object in candidates {
+            let name = object
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            match self.delete(name, options).await {
+                Ok(object) => deleted.push(object),
+                Err(e) if e.code == 404 => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(self.list_response(json!({}), deleted))
     }
 
     /// Deletes every namespaced object in `namespace` (objects held by finalizers are marked for deletion
@@ -815,7 +995,7 @@ impl Call<'_> {
     }
 
     /// A namespace whose contents are held by finalizers stays, Terminating, until they are gone.
-    async fn mark_terminating(&self, name: &str) -> Result<Response, ApiError> {
+    async fn mark_terminating(&self, name: &str) -> Result<Value, ApiError> {
         for _ in 0..8 {
             let current = self.read(name).await?;
             let mut object = objects::decode(&current)?;
@@ -825,7 +1005,7 @@ impl Call<'_> {
                 .write_back(name, &mut object, current.mod_revision)
                 .await?
             {
-                return Ok(response::json(StatusCode::OK, &object));
+                return Ok(object);
             }
         }
         Err(ApiError::conflict(self.group_resource(), name))
@@ -959,7 +1139,7 @@ impl Call<'_> {
 }
 
 /// Every key under `prefix`, read page by page at one revision.
-async fn range_all(
+pub(crate) async fn range_all(
     store: &Arc<dyn Store>,
     prefix: Bytes,
 ) -> Result<(Revision, Vec<KeyValue>), ApiError> {
@@ -975,13 +1155,15 @@ async fn range_all(
     }
 }
 
-/// Sets `metadata.deletionTimestamp` unless it is set already.
-fn mark_deleted(object: &mut Value) -> Result<(), ApiError> {
+/// Sets `metadata.deletionTimestamp` (and a grace period of 0) unless it is set already; whether it changed.
+fn mark_deleted(object: &mut Value) -> Result<bool, ApiError> {
     let meta = objects::metadata_mut(object)?;
-    if !meta.contains_key("deletionTimestamp") {
-        meta.insert("deletionTimestamp".into(), json!(objects::now()));
+    if meta.contains_key("deletionTimestamp") {
+        return Ok(false);
     }
-    Ok(())
+    meta.insert("deletionTimestamp".into(), json!(objects::now()));
+    meta.insert("deletionGracePeriodSeconds".into(), json!(0));
+    Ok(true)
 }
 
 /// Which part of an object a write changes.
@@ -991,6 +1173,8 @@ pub(crate) enum Part {
     Main,
     /// Only the status (the `status` subresource).
     Status,
+    /// Spec and status together, by the server itself (a pod's binding): not validated as a client's update.
+    System,
 }
 
 fn set_or_remove(object: &mut Value, field: &str, value: Option<Value>) {
@@ -1204,6 +1388,34 @@ fn watch_event(event: &WatchEvent, selectors: &Selectors, output: Output) -> Opt
             Some(watch_line("DELETED", &output.one(object)))
         }
     }
+}
+
+/// The response with a `Warning` header (`299 - "<text>"`) per warning, which kubectl prints.
+fn with_warnings(mut response: Response, warnings: &[String]) -> Response {
+    for warning in warnings {
+        let text = format!("299 - {warning:?}");
+        if let Ok(value) = http::HeaderValue::from_str(&text) {
+            response.headers_mut().append(http::header::WARNING, value);
+        }
+    }
+    response
+}
+
+/// A watch `BOOKMARK` event at `revision`; the one ending a watch's initial events says so.
+fn bookmark_line(
+    kind: &str,
+    api_version: &str,
+    revision: Revision,
+    initial_events_end: bool,
+) -> Bytes {
+    let mut metadata = json!({"resourceVersion": revision.to_string()});
+    if initial_events_end {
+        metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+    }
+    watch_line(
+        "BOOKMARK",
+        &json!({"kind": kind, "apiVersion": api_version, "metadata": metadata}),
+    )
 }
 
 /// A list's metadata: its resourceVersion and, if more follows, the continue token.

@@ -1,0 +1,278 @@
+//! `DeleteOptions` (from the body of a DELETE, its query, or an Eviction) and what they decide: preconditions,
+//! and how long a pod is given to stop (graceful deletion).
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
+
+use gantry_api::field::FieldError;
+use gantry_api::{ApiError, GroupKind};
+use serde_json::{Value, json};
+
+/// What a client asked of a deletion.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct DeleteOptions {
+    /// Seconds a pod gets to stop; `None` is the pod's own terminationGracePeriodSeconds.
+    pub(crate) grace_period: Option<i64>,
+    pub(crate) precondition_uid: Option<String>,
+    pub(crate) precondition_resource_version: Option<String>,
+    pub(crate) dry_run: bool,
+}
+
+impl DeleteOptions {
+    /// The options of a DELETE: its JSON body (a `DeleteOptions`, possibly empty) and its query, which wins.
+    pub(crate) fn parse(body: &[u8], query: &HashMap<String, String>) -> Result<Self, ApiError> {
+        let body: Value = if body.iter().all(u8::is_ascii_whitespace) {
+            json!({})
+        } else {
+            serde_json::from_slice(body).map_err(|e| {
+                ApiError::bad_request(format!("the body of the request could not be decoded: {e}"))
+            })?
+        };
+        Self::from_value(&body, query)
+    }
+
+    /// The options in `body` (a DeleteOptions object), overridden by the query's.
+    pub(crate) fn from_value(
+        body: &Value,
+        query: &HashMap<String, String>,
+    ) -> Result<Self, ApiError> {
+        if !body.is_object() {
+            return Err(ApiError::bad_request("DeleteOptions must be a JSON object"));
+        }
+        let invalid = |field: &str, value: Value, message: &str| {
+            ApiError::invalid(
+                GroupKind::new("meta.k8s.io", "DeleteOptions"),
+                "",
+                &[FieldError::invalid(field, value, message)],
+            )
+        };
+        let mut grace_period =
+            match body.get("gracePeriodSeconds") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(v.as_i64().ok_or_else(|| {
+                    ApiError::bad_request("gracePeriodSeconds must be an integer")
+                })?),
+            };
+        if let Some(g) = query.get("gracePeriodSeconds") {
+            grace_period =
+                Some(g.parse().map_err(|_| {
+                    ApiError::bad_request(format!("invalid gracePeriodSeconds {g:?}"))
+                })?);
+        }
+        let propagation = query
+            .get("propagationPolicy")
+            .map(String::as_str)
+            .or_else(|| body.get("propagationPolicy").and_then(Value::as_str));
+        if let Some(policy) = propagation
+            && !matches!(policy, "Orphan" | "Background" | "Foreground")
+        {
+            return Err(ApiError::invalid(
+                GroupKind::new("meta.k8s.io", "DeleteOptions"),
+                "",
+                &[FieldError::not_supported(
+                    "propagationPolicy",
+                    policy,
+                    &["Foreground", "Background", "Orphan", "nil"],
+                )],
+            ));
+        }
+        let orphan = query.contains_key("orphanDependents")
+            || body.get("orphanDependents").is_some_and(|v| !v.is_null());
+        if orphan && propagation.is_some() {
+            return Err(invalid(
+                "propagationPolicy",
+                json!(propagation),
+                "orphanDependents and deletionPropagation cannot be both set",
+            ));
+        }
+        let dry_run = match body.get("dryRun") {
+            None | Some(Value::Null) => false,
+            Some(Value::Array(values)) if values.is_empty() => false,
+            Some(Value::Array(values)) if values.iter().all(|v| v == "All") => true,
+            Some(other) => {
+                return Err(invalid(
+                    "dryRun",
+                    other.clone(),
+                    "supported values: \"All\"",
+                ));
+            }
+        };
+        let text = |path: &str| {
+            body.pointer(path)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        Ok(DeleteOptions {
+            grace_period,
+            precondition_uid: text("/preconditions/uid"),
+            precondition_resource_version: text("/preconditions/resourceVersion"),
+            dry_run,
+        })
+    }
+
+    /// 409 Conflict when the object is not the one the preconditions name.
+    pub(crate) fn check_preconditions(&self, object: &Value) -> Result<(), ApiError> {
+        let meta = |field: &str| {
+            object
+                .pointer(&format!("/metadata/{field}"))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+        };
+        let failed = |what: &str, wanted: &str, actual: &str| {
+            Err(ApiError {
+                code: 409,
+                reason: "Conflict",
+                message: format!(
+                    "Precondition failed: {what} in precondition: {wanted}, {what} in object meta: {actual}"
+                ),
+                details: None,
+            })
+        };
+        if let Some(uid) = &self.precondition_uid
+            && uid != meta("uid")
+        {
+            return failed("UID", uid, meta("uid"));
+        }
+        if let Some(rv) = &self.precondition_resource_version
+            && rv != meta("resourceVersion")
+        {
+            return failed("ResourceVersion", rv, meta("resourceVersion"));
+        }
+        Ok(())
+    }
+
+    /// For a pod: the seconds it gets to stop, or `None` to delete it at once (not on a node yet, finished,
+    /// or a grace period of 0). A pod already stopping only has its grace period shortened.
+    pub(crate) fn pod_grace_period(&self, pod: &Value) -> Option<i64> {
+        let scheduled = pod
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .is_some_and(|n| !n.is_empty());
+        let finished = matches!(
+            pod.pointer("/status/phase").and_then(Value::as_str),
+            Some("Succeeded" | "Failed")
+        );
+        if !scheduled || finished {
+            return None;
+        }
+        let grace = self
+            .grace_period
+            .or_else(|| {
+                pod.pointer("/spec/terminationGracePeriodSeconds")
+                    .and_then(Value::as_i64)
+            })
+            .unwrap_or(30);
+        (grace > 0).then_some(grace)
+    }
+}
+
+/// Marks a pod as stopping within `grace` seconds; false if it already stops as soon (nothing to change).
+pub(crate) fn start_graceful_deletion(pod: &mut Value, grace: i64, now: SystemTime) -> bool {
+    let current = pod
+        .pointer("/metadata/deletionGracePeriodSeconds")
+        .and_then(Value::as_i64);
+    if pod.pointer("/metadata/deletionTimestamp").is_some() && current.is_some_and(|c| c <= grace) {
+        return false;
+    }
+    let deadline = now + Duration::from_secs(grace.unsigned_abs());
+    if let Some(meta) = pod.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert(
+            "deletionTimestamp".into(),
+            json!(crate::objects::rfc3339(deadline)),
+        );
+        meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn options_come_from_the_body_and_the_query() {
+        let options = DeleteOptions::parse(
+            br#"{"kind":"DeleteOptions","apiVersion":"v1","gracePeriodSeconds":5,"propagationPolicy":"Background",
+                 "preconditions":{"uid":"u1","resourceVersion":"7"},"dryRun":["All"]}"#,
+            &query(&[]),
+        )
+        .unwrap_or_default();
+        assert_eq!(options.grace_period, Some(5));
+        assert_eq!(options.precondition_uid.as_deref(), Some("u1"));
+        assert_eq!(options.precondition_resource_version.as_deref(), Some("7"));
+        assert!(options.dry_run);
+        let options = DeleteOptions::parse(b"", &query(&[("gracePeriodSeconds", "0")]));
+        assert_eq!(options.map(|o| o.grace_period), Ok(Some(0)));
+        let bad = DeleteOptions::parse(br#"{"propagationPolicy":"Sideways"}"#, &query(&[]));
+        assert_eq!(bad.map_err(|e| e.code), Err(422));
+        let both = DeleteOptions::parse(
+            br#"{"propagationPolicy":"Orphan","orphanDependents":true}"#,
+            &query(&[]),
+        );
+        assert_eq!(both.map_err(|e| e.code), Err(422));
+        assert_eq!(
+            DeleteOptions::parse(b"[1]", &query(&[])).map_err(|e| e.code),
+            Err(400)
+        );
+    }
+
+    #[test]
+    fn preconditions_name_the_mismatch() {
+        let object = json!({"metadata": {"uid": "real", "resourceVersion": "9"}});
+        let options = DeleteOptions {
+            precondition_uid: Some("other".into()),
+            ..DeleteOptions::default()
+        };
+        let error = options.check_preconditions(&object).err();
+        assert_eq!(
+            error.map(|e| (e.code, e.message)),
+            Some((
+                409,
+                "Precondition failed: UID in precondition: other, UID in object meta: real".into()
+            ))
+        );
+        let options = DeleteOptions {
+            precondition_resource_version: Some("9".into()),
+            ..DeleteOptions::default()
+        };
+        assert!(options.check_preconditions(&object).is_ok());
+    }
+
+    #[test]
+    fn only_running_scheduled_pods_stop_gracefully() {
+        let options = DeleteOptions::default();
+        let unscheduled = json!({"spec": {"terminationGracePeriodSeconds": 30}});
+        assert_eq!(options.pod_grace_period(&unscheduled), None);
+        let running = json!({"spec": {"nodeName": "n1", "terminationGracePeriodSeconds": 12}});
+        assert_eq!(options.pod_grace_period(&running), Some(12));
+        let finished = json!({"spec": {"nodeName": "n1"}, "status": {"phase": "Succeeded"}});
+        assert_eq!(options.pod_grace_period(&finished), None);
+        let forced = DeleteOptions {
+            grace_period: Some(0),
+            ..DeleteOptions::default()
+        };
+        assert_eq!(forced.pod_grace_period(&running), None);
+
+        let mut pod = running.clone();
+        pod["metadata"] = json!({});
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        assert!(start_graceful_deletion(&mut pod, 12, now));
+        assert_eq!(pod["metadata"]["deletionGracePeriodSeconds"], 12);
+        assert!(
+            !start_graceful_deletion(&mut pod, 20, now),
+            "a longer grace period changes nothing"
+        );
+        assert!(
+            start_graceful_deletion(&mut pod, 1, now),
+            "a shorter one shortens it"
+        );
+        assert_eq!(pod["metadata"]["deletionGracePeriodSeconds"], 1);
+    }
+}

@@ -1,0 +1,226 @@
+//! The pod subresources that are not plain reads and writes: `binding` (the scheduler's assignment of a pod
+//! to a node) and `eviction` (a deletion that respects PodDisruptionBudgets, as `kubectl drain` does).
+
+use std::collections::HashMap;
+
+use gantry_api::field::FieldError;
+use gantry_api::labels::Selector;
+use gantry_api::status::StatusCause;
+use gantry_api::{ApiError, GroupKind, registry};
+use gantry_store::StoreError;
+use http::StatusCode;
+use serde_json::{Value, json};
+
+use crate::deletion::DeleteOptions;
+use crate::objects;
+use crate::response::{self, Response};
+use crate::rest::{Call, Part};
+
+/// The `Status` a successful binding or eviction answers with.
+fn success(code: StatusCode) -> Response {
+    response::json(
+        code,
+        &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": code.as_u16()}),
+    )
+}
+
+fn parse(body: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .filter(Value::is_object)
+        .ok_or_else(|| ApiError::bad_request("the body of the request must be a JSON object"))
+}
+
+impl Call<'_> {
+    /// POST `pods/<name>/binding`: sets the pod's node, once, and marks it scheduled.
+    pub(crate) async fn bind(&self, name: &str, body: &[u8]) -> Result<Response, ApiError> {
+        let binding = parse(body)?;
+        let node = binding
+            .pointer("/target/name")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty());
+        let kind = binding.pointer("/target/kind").and_then(Value::as_str);
+        let invalid =
+            |error: FieldError| ApiError::invalid(GroupKind::new("", "Binding"), name, &[error]);
+        let Some(node) = node else {
+            return Err(invalid(FieldError::required("target.name", "")));
+        };
+        if kind.is_some_and(|k| !k.is_empty() && k != "Node") {
+            return Err(invalid(FieldError::not_supported(
+                "target.kind",
+                kind.unwrap_or_default(),
+                &["Node"],
+            )));
+        }
+        let uid = binding
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        self.guaranteed_update(name, Part::System, |pod| {
+            let mut pod = pod.clone();
+            if uid
+                .as_deref()
+                .is_some_and(|u| pod.pointer("/metadata/uid").and_then(Value::as_str) != Some(u))
+            {
+                return Err(ApiError::conflict_with(
+                    self.group_resource(),
+                    name,
+                    "the UID in the binding does not match the pod's",
+                ));
+            }
+            if pod.pointer("/metadata/deletionTimestamp").is_some() {
+                return Err(ApiError::conflict_with(
+                    self.group_resource(),
+                    name,
+                    "pod is being deleted, cannot be assigned to a host",
+                ));
+            }
+            if let Some(current) = pod
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .filter(|n| !n.is_empty())
+            {
+                return Err(ApiError::conflict_with(
+                    self.group_resource(),
+                    name,
+                    format!("pod {name} is already assigned to node \"{current}\""),
+                ));
+            }
+            pod["spec"]["nodeName"] = json!(node);
+            set_condition(&mut pod, "PodScheduled");
+            Ok(pod)
+        })
+        .await?;
+        Ok(success(StatusCode::CREATED))
+    }
+
+    /// POST `pods/<name>/eviction`: deletes the pod unless a PodDisruptionBudget covering it allows no more
+    /// disruptions (429), taking one from the budget.
+    pub(crate) async fn evict(&self, name: &str, body: &[u8]) -> Result<Response, ApiError> {
+        let eviction = parse(body)?;
+        let options = match eviction.get("deleteOptions") {
+            Some(options) if !options.is_null() => {
+                DeleteOptions::from_value(options, &HashMap::new())?
+            }
+            _ => DeleteOptions::default(),
+        };
+        let pod = objects::decode(&self.read(name).await?)?;
+        let finished = matches!(
+            pod.pointer("/status/phase").and_then(Value::as_str),
+            Some("Succeeded" | "Failed")
+        );
+        if !finished && pod.pointer("/metadata/deletionTimestamp").is_none() && !options.dry_run {
+            self.take_disruption(name, &pod).await?;
+        }
+        self.delete(name, &options).await?;
+        Ok(success(StatusCode::CREATED))
+    }
+
+    /// Takes one allowed disruption from the budget covering `pod`, if any.
+    async fn take_disruption(&self, name: &str, pod: &Value) -> Result<(), ApiError> {
+        let Some(budgets) = registry::find("policy", "v1", "poddisruptionbudgets") else {
+            return Ok(());
+        };
+        let namespace = self.request.namespace.as_deref().unwrap_or_default();
+        let prefix = format!("{}{namespace}/", budgets.store_prefix());
+        let labels = pod
+            .pointer("/metadata/labels")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        for _ in 0..8 {
+            let (_, kvs) = crate::rest::range_all(self.store, prefix.clone().into()).await?;
+            let mut covering = Vec::new();
+            for kv in kvs {
+                let budget = objects::decode(&kv)?;
+                let matches = budget
+                    .pointer("/spec/selector")
+                    .and_then(|s| Selector::from_label_selector(s).ok())
+                    .is_some_and(|s| !s.is_empty() && s.matches(&labels));
+                if matches {
+                    covering.push((kv, budget));
+                }
+            }
+            let (kv, mut budget) = match covering.len() {
+                0 => return Ok(()),
+                1 => covering.remove(0),
+                _ => {
+                    return Err(ApiError::internal(
+                        "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.",
+                    ));
+                }
+            };
+            let allowed = budget
+                .pointer("/status/disruptionsAllowed")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            let observed = budget
+                .pointer("/status/observedGeneration")
+                .and_then(Value::as_i64);
+            let generation = budget
+                .pointer("/metadata/generation")
+                .and_then(Value::as_i64);
+            if allowed <= 0 || observed < generation {
+                let budget_name = budget
+                    .pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let mut error = ApiError::too_many_requests(
+                    "Cannot evict pod as it would violate the pod's disruption budget.",
+                    10,
+                );
+                let message = format!(
+                    "The disruption budget {budget_name} needs {} healthy pods and has {} currently",
+                    budget
+                        .pointer("/status/desiredHealthy")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(0),
+                    budget
+                        .pointer("/status/currentHealthy")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(0),
+                );
+                if let Some(details) = error.details.as_mut() {
+                    details.causes.push(StatusCause {
+                        reason: "DisruptionBudget".into(),
+                        message,
+                        field: String::new(),
+                    });
+                }
+                return Err(error);
+            }
+            budget["status"]["disruptionsAllowed"] = json!(allowed - 1);
+            budget["status"]["disruptedPods"][name] = json!(objects::now());
+            match self
+                .store
+                .update(kv.key, objects::encode(&budget)?, kv.mod_revision)
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ApiError::conflict(self.group_resource(), name))
+    }
+}
+
+/// Sets the pod condition `kind` to True (now), adding it if missing.
+fn set_condition(pod: &mut Value, kind: &str) {
+    let condition = json!({"type": kind, "status": "True", "lastProbeTime": null,
+                           "lastTransitionTime": objects::now()});
+    let status = &mut pod["status"];
+    if !status.is_object() {
+        *status = json!({});
+    }
+    let conditions = &mut status["conditions"];
+    if !conditions.is_array() {
+        *conditions = json!([]);
+    }
+    if let Some(list) = conditions.as_array_mut() {
+        match list.iter_mut().find(|c| c["type"] == kind) {
+            Some(existing) => *existing = condition,
+            None => list.push(condition),
+        }
+    }
+}
