@@ -2,6 +2,7 @@
 //! label selectors ([`labels`]), field selectors ([`fields`]) and name/metadata validation ([`validation`]).
 //! Each follows Kubernetes' apimachinery (1.33): same syntax, same matching, same error messages.
 
+pub mod convert;
 pub mod defaults;
 pub mod field;
 pub mod fields;

@@ -480,7 +480,8 @@ impl ResourceType {
     /// Where objects of this resource live in the store: `/registry/<group>/<plural>/` (the core group as
     /// `core`), followed by `<namespace>/<name>` or `<name>`.
     pub fn store_prefix(&self) -> String {
-        let group = if self.group.is_empty() {
+        // events.k8s.io Events share the core Events' storage (see `convert`).
+        let group = if self.group.is_empty() || crate::convert::is_converted(self.group, self.kind) {
             "core"
         } else {
             self.group

@@ -56,6 +56,11 @@ pub(crate) struct Call<'a> {
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Output {
     Objects,
+    /// Objects of a kind stored in another group's form (events.k8s.io Events), converted on the way out.
+    Converted {
+        group: &'static str,
+        kind: &'static str,
+    },
     Table {
         kind: &'static str,
         include: IncludeObject,
@@ -89,8 +94,14 @@ impl Output {
                 });
             }
             if matches!(params.first(), Some(&("application/json" | "*/*"))) {
-                return Ok(Output::Objects);
+                break;
             }
+        }
+        if gantry_api::convert::is_converted(resource.group, resource.kind) {
+            return Ok(Output::Converted {
+                group: resource.group,
+                kind: resource.kind,
+            });
         }
         Ok(Output::Objects)
     }
@@ -99,6 +110,9 @@ impl Output {
     fn one(self, object: Value) -> Value {
         match self {
             Output::Objects => object,
+            Output::Converted { group, kind } => {
+                gantry_api::convert::from_storage(group, kind, object)
+            }
             Output::Table { kind, include } => {
                 let rv = object
                     .pointer("/metadata/resourceVersion")
@@ -164,6 +178,24 @@ impl Call<'_> {
             cache: self.cache,
             ranges: self.services,
         })
+    }
+
+    /// A stored object as this resource serves it (see `gantry_api::convert`).
+    fn view(&self, stored: Value) -> Value {
+        gantry_api::convert::from_storage(self.resource.group, self.resource.kind, stored)
+    }
+
+    /// The bytes to store for an object of this resource, in its stored form.
+    fn encode(&self, object: &Value) -> Result<Bytes, ApiError> {
+        let (group, kind) = (self.resource.group, self.resource.kind);
+        if gantry_api::convert::is_converted(group, kind) {
+            return objects::encode(&gantry_api::convert::to_storage(
+                group,
+                kind,
+                object.clone(),
+            ));
+        }
+        objects::encode(object)
     }
 
     fn key_str(&self, name: &str) -> String {
@@ -233,7 +265,7 @@ impl Call<'_> {
                     response::JSON,
                     object.json.clone(),
                 )),
-                Output::Table { .. } => {
+                Output::Converted { .. } | Output::Table { .. } => {
                     let value = cached_value(&object)?;
                     Ok(self.output.respond(StatusCode::OK, &self.output.one(value)))
                 }
@@ -288,6 +320,14 @@ impl Call<'_> {
                     let body = table_json(kind, include, metadata, &listed.objects)?;
                     Ok(response::bytes(StatusCode::OK, TABLE, body))
                 }
+                Output::Converted { .. } => {
+                    let items = listed
+                        .objects
+                        .iter()
+                        .map(|o| cached_value(o))
+                        .collect::<Result<_, _>>()?;
+                    Ok(self.list_response(metadata, items))
+                }
             };
         }
         let mut request = RangeRequest::prefix(self.scope_prefix()).limit(LIST_PAGE.max(limit));
@@ -337,11 +377,11 @@ impl Call<'_> {
     /// A list of parsed objects, as objects or as a Table.
     fn list_response(&self, metadata: Value, items: Vec<Value>) -> Response {
         let body = match self.output {
-            Output::Objects => json!({
+            Output::Objects | Output::Converted { .. } => json!({
                 "kind": format!("{}List", self.resource.kind),
                 "apiVersion": self.resource.api_version(),
                 "metadata": metadata,
-                "items": items,
+                "items": items.into_iter().map(|o| self.output.one(o)).collect::<Vec<_>>(),
             }),
             Output::Table { kind, include } => {
                 table::table(kind, &items, metadata, SystemTime::now(), include)
@@ -631,7 +671,7 @@ impl Call<'_> {
         };
         let created = self
             .store
-            .create(self.key(&name), objects::encode(&object)?)
+            .create(self.key(&name), self.encode(&object)?)
             .await;
         let kv = match created {
             Ok(kv) => kv,
@@ -769,7 +809,7 @@ impl Call<'_> {
         let split_status = self.resource.subresource("status").is_some();
         for _ in 0..8 {
             let current = self.read(name).await?;
-            let old = objects::decode(&current)?;
+            let old = self.view(objects::decode(&current)?);
             let mut base = old.clone();
             objects::metadata_mut(&mut base)?.remove("resourceVersion");
             let changed = change(&base)?;
@@ -888,7 +928,7 @@ impl Call<'_> {
         // Retried when the object changes between the read and the write.
         for _ in 0..8 {
             let current = self.read(name).await?;
-            let mut object = objects::decode(&current)?;
+            let mut object = self.view(objects::decode(&current)?);
             options.check_preconditions(&object)?;
             if dry_run {
                 return Ok(object);
@@ -1028,7 +1068,7 @@ impl Call<'_> {
     ) -> Result<bool, ApiError> {
         match self
             .store
-            .update(self.key(name), objects::encode(object)?, revision)
+            .update(self.key(name), self.encode(object)?, revision)
             .await
         {
             Ok(kv) => {
@@ -1328,7 +1368,7 @@ fn cached_watch_line(kind: EventType, object: &Object, output: Output) -> Option
             line.extend_from_slice(b"}\n");
             Some(line.into())
         }
-        Output::Table { .. } => Some(watch_line(
+        Output::Converted { .. } | Output::Table { .. } => Some(watch_line(
             kind.as_str(),
             &output.one(cached_value(object).ok()?),
         )),

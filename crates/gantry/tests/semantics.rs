@@ -371,3 +371,87 @@ fn yaml_responses_and_watch_bookmarks() {
         "sendInitialEvents needs bookmarks and NotOlderThan"
     );
 }
+
+#[test]
+fn events_are_one_storage_in_two_api_groups() {
+    let server = Server::start();
+    let core = "/api/v1/namespaces/default/events";
+    let new = "/apis/events.k8s.io/v1/namespaces/default/events";
+    let (code, body) = json_api(
+        &server,
+        "POST",
+        core,
+        Some(
+            &json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "old-style"},
+                     "involvedObject": {"kind": "Pod", "name": "web", "namespace": "default"},
+                     "reason": "Pulled", "message": "image pulled", "type": "Normal", "count": 3,
+                     "source": {"component": "kubelet"}}),
+        ),
+    );
+    assert_eq!(code, 201, "{body}");
+    let (code, body) = json_api(
+        &server,
+        "POST",
+        new,
+        Some(
+            &json!({"apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "new-style"},
+                     "regarding": {"kind": "Pod", "name": "web", "namespace": "default"},
+                     "reason": "Scheduled", "note": "assigned to node-1", "type": "Normal",
+                     "eventTime": "2026-11-28T10:00:00.000000Z", "action": "Binding",
+                     "reportingController": "gantry-scheduler", "reportingInstance": "gantry-scheduler-1"}),
+        ),
+    );
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(body["note"], "assigned to node-1");
+
+    // Each group reads both, in its own form.
+    let (_, old_as_new) = json_api(&server, "GET", &format!("{new}/old-style"), None);
+    assert_eq!(old_as_new["apiVersion"], "events.k8s.io/v1");
+    assert_eq!(old_as_new["regarding"]["name"], "web");
+    assert_eq!(old_as_new["note"], "image pulled");
+    assert_eq!(old_as_new["deprecatedCount"], 3);
+    let (_, new_as_old) = json_api(&server, "GET", &format!("{core}/new-style"), None);
+    assert_eq!(new_as_old["apiVersion"], "v1");
+    assert_eq!(new_as_old["involvedObject"]["name"], "web");
+    assert_eq!(new_as_old["message"], "assigned to node-1");
+    assert_eq!(new_as_old["reportingComponent"], "gantry-scheduler");
+    let (_, listed) = json_api(&server, "GET", new, None);
+    let notes: Vec<&str> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["note"].as_str().unwrap())
+        .collect();
+    assert_eq!(notes, ["assigned to node-1", "image pulled"]);
+    // kubectl's event reads (describe selects them by involved object) see both.
+    let events = ok(
+        "1.33",
+        &server,
+        &[
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=web",
+            "-o",
+            "name",
+        ],
+    );
+    assert_eq!(events, "event/new-style\nevent/old-style\n");
+    // A patch through the new group changes the shared object.
+    let out = kubectl(
+        "1.33",
+        &server,
+        &[
+            "patch",
+            "events.v1.events.k8s.io",
+            "old-style",
+            "--type=merge",
+            "-p",
+            r#"{"note":"pulled again"}"#,
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let (_, patched) = json_api(&server, "GET", &format!("{core}/old-style"), None);
+    assert_eq!(patched["message"], "pulled again");
+    assert_eq!(patched["involvedObject"]["name"], "web");
+}
