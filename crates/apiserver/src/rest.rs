@@ -1326,8 +1326,8 @@ fn cached_value(object: &Object) -> Result<Value, ApiError> {
     })
 }
 
-/// A Table of cached objects, written row by row (each object parsed, turned into its row and dropped) rather
-/// than built as one tree of values.
+/// A Table of cached objects, written row by row from their JSON (each object parsed only as far as its
+/// cells need) rather than built as one tree of values.
 fn table_json(
     kind: &'static str,
     include: IncludeObject,
@@ -1349,8 +1349,12 @@ fn table_json(
         if i > 0 {
             body.push(b',');
         }
-        let row = table::row(kind, &cached_value(object)?, now, include);
-        serde_json::to_writer(&mut body, &row).map_err(ApiError::internal)?;
+        table::write_row(kind, &object.json, now, include, &mut body).map_err(|e| {
+            ApiError::internal(format!(
+                "cached object {} is not JSON: {e}",
+                object.key.escape_ascii()
+            ))
+        })?;
     }
     body.extend_from_slice(b"]}");
     Ok(body.into())
