@@ -14,6 +14,8 @@ pub struct ResourceType {
     pub namespaced: bool,
     pub categories: &'static [&'static str],
     pub subresources: &'static [Subresource],
+    /// What may be done to it: [`VERBS`], or only `create` for reviews (asked, answered, never stored).
+    pub verbs: &'static [&'static str],
 }
 
 /// A subresource such as `status` or `scale`.
@@ -86,6 +88,22 @@ const fn resource(
         namespaced,
         categories,
         subresources,
+        verbs: VERBS,
+    }
+}
+
+/// A review: a cluster-scoped kind that is only created, answered at once and never stored.
+const fn review(group: &'static str, kind: &'static str, plural: &'static str) -> ResourceType {
+    ResourceType {
+        group,
+        version: "v1",
+        kind,
+        plural,
+        short_names: &[],
+        namespaced: false,
+        categories: NONE,
+        subresources: &[],
+        verbs: &["create"],
     }
 }
 
@@ -208,6 +226,16 @@ pub const RESOURCES: &[ResourceType] = &[
     resource(
         "",
         "v1",
+        "ReplicationController",
+        "replicationcontrollers",
+        &["rc"],
+        true,
+        ALL,
+        &[SCALE, status("", "v1", "ReplicationController")],
+    ),
+    resource(
+        "",
+        "v1",
         "PersistentVolume",
         "persistentvolumes",
         &["pv"],
@@ -327,6 +355,16 @@ pub const RESOURCES: &[ResourceType] = &[
         true,
         ALL,
         &[status("autoscaling", "v2", "HorizontalPodAutoscaler")],
+    ),
+    resource(
+        "autoscaling",
+        "v1",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        &["hpa"],
+        true,
+        ALL,
+        &[status("autoscaling", "v1", "HorizontalPodAutoscaler")],
     ),
     // policy/v1
     resource(
@@ -455,6 +493,17 @@ pub const RESOURCES: &[ResourceType] = &[
         NONE,
         &[],
     ),
+    // Reviews: `kubectl auth can-i` and `kubectl auth whoami`.
+    review(
+        "authorization.k8s.io",
+        "SelfSubjectAccessReview",
+        "selfsubjectaccessreviews",
+    ),
+    review(
+        "authentication.k8s.io",
+        "SelfSubjectReview",
+        "selfsubjectreviews",
+    ),
 ];
 
 impl ResourceType {
@@ -465,6 +514,11 @@ impl ResourceType {
         } else {
             format!("{}/{}", self.group, self.version)
         }
+    }
+
+    /// Whether objects of this resource are stored (reviews are not).
+    pub fn is_stored(&self) -> bool {
+        self.verbs.len() > 1
     }
 
     /// The singular name: the kind in lower case.
@@ -480,13 +534,12 @@ impl ResourceType {
     /// Where objects of this resource live in the store: `/registry/<group>/<plural>/` (the core group as
     /// `core`), followed by `<namespace>/<name>` or `<name>`.
     pub fn store_prefix(&self) -> String {
-        // events.k8s.io Events share the core Events' storage (see `convert`).
-        let group = if self.group.is_empty() || crate::convert::is_converted(self.group, self.kind) {
-            "core"
-        } else {
-            self.group
-        };
-        format!("/registry/{group}/{}/", self.plural)
+        // Kinds served in several forms share one storage (see `convert`).
+        format!(
+            "/registry/{}/{}/",
+            crate::convert::storage_group(self),
+            self.plural
+        )
     }
 }
 
@@ -528,16 +581,12 @@ mod tests {
     }
 
     #[test]
-    fn short_names_are_unique_across_groups_except_events() {
+    fn short_names_name_one_kind() {
         let mut seen = std::collections::HashMap::new();
         for r in RESOURCES {
             for short in r.short_names {
                 if let Some(other) = seen.insert(*short, r.kind) {
-                    assert_eq!(
-                        (other, r.kind),
-                        ("Event", "Event"),
-                        "short name {short} is taken twice"
-                    );
+                    assert_eq!(other, r.kind, "short name {short} is taken twice");
                 }
             }
         }
@@ -564,7 +613,7 @@ mod tests {
         assert!(
             groups
                 .iter()
-                .any(|(g, v)| *g == "autoscaling" && v == &vec!["v2"])
+                .any(|(g, v)| *g == "autoscaling" && v == &vec!["v2", "v1"])
         );
     }
 }

@@ -718,7 +718,7 @@ fn columns(kind: &str) -> &'static [Col] {
     match kind {
         "Pod" => POD,
         "Deployment" => DEPLOYMENT,
-        "ReplicaSet" => REPLICA_SET,
+        "ReplicaSet" | "ReplicationController" => REPLICA_SET,
         "StatefulSet" => STATEFUL_SET,
         "DaemonSet" => DAEMON_SET,
         "Job" => JOB,
@@ -784,6 +784,7 @@ fn cells_and_conditions(
         }
         "Deployment" => deployment_cells(object, now),
         "ReplicaSet" => replica_set_cells(object, now),
+        "ReplicationController" => replication_controller_cells(object, now),
         "StatefulSet" => stateful_set_cells(object, now),
         "DaemonSet" => daemon_set_cells(object, now),
         "Job" => job_cells(object, now),
@@ -1071,7 +1072,7 @@ fn needs(kind: &str) -> &'static [(&'static str, Need)] {
                 ]),
             ),
         ],
-        "ReplicaSet" => &[
+        "ReplicaSet" | "ReplicationController" => &[
             ("metadata", META),
             (
                 "spec",
@@ -2025,6 +2026,21 @@ fn replica_set_cells(rs: &Value, now: i128) -> Vec<Value> {
         images,
         json!(format_label_selector(at(rs, "/spec/selector"))),
     ]
+}
+
+/// A ReplicaSet's columns; the selector is a plain label map (`app=web`).
+fn replication_controller_cells(rc: &Value, now: i128) -> Vec<Value> {
+    let mut cells = replica_set_cells(rc, now);
+    let selector: Vec<String> = at(rc, "/spec/selector")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+        .collect();
+    if let Some(last) = cells.last_mut() {
+        *last = json!(selector.join(","));
+    }
+    cells
 }
 
 fn stateful_set_cells(sts: &Value, now: i128) -> Vec<Value> {
@@ -4626,6 +4642,12 @@ mod tests {
                     "averageUtilization": 70}}}]}, "status": {"currentReplicas": 4, "desiredReplicas": 4,
                 "currentMetrics": [{"type": "Resource", "resource": {"name": "cpu",
                     "current": {"averageUtilization": 55}}}]}}),
+            ),
+            (
+                "ReplicationController",
+                json!({"metadata": m, "spec": {"replicas": 3, "selector": {"app": "web", "tier": "a"},
+                "template": {"spec": {"containers": [{"name": "web", "image": "nginx"}]}}},
+                "status": {"replicas": 3, "readyReplicas": 2}}),
             ),
             ("Widget", json!({"metadata": m, "spec": {"size": 3}})),
         ];

@@ -36,7 +36,8 @@ pub(crate) async fn run(
         )
         .await?;
     }
-    api_service(store, cache, ranges, advertise).await
+    api_service(store, cache, ranges, advertise).await?;
+    crate::namespaces::resume_deletions(store).await
 }
 
 /// The `kubernetes` Service (the range's first address, port 443) and where it leads: this server.

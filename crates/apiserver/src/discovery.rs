@@ -1,7 +1,7 @@
 //! Discovery: which groups, versions and resources the server has, in the legacy form (`/api`, `/apis`,
 //! `/api/v1`, `/apis/{g}/{v}`) and the aggregated one (`apidiscovery.k8s.io` v2 and v2beta1), chosen by `Accept`.
 
-use gantry_api::registry::{self, RESOURCES, ResourceType, VERBS};
+use gantry_api::registry::{self, RESOURCES, ResourceType};
 use http::StatusCode;
 use serde_json::{Value, json};
 
@@ -104,7 +104,7 @@ pub(crate) fn group_version(group: &str, version: &str) -> Option<Response> {
             "singularName": r.singular(),
             "namespaced": r.namespaced,
             "kind": r.kind,
-            "verbs": VERBS,
+            "verbs": r.verbs,
             "shortNames": r.short_names,
             "categories": r.categories,
         }));
@@ -162,7 +162,7 @@ fn aggregated_resource(r: &ResourceType) -> Value {
         "responseKind": kind(r.group, r.version, r.kind),
         "scope": if r.namespaced { "Namespaced" } else { "Cluster" },
         "singularResource": r.singular(),
-        "verbs": VERBS,
+        "verbs": r.verbs,
         "shortNames": r.short_names,
         "categories": r.categories,
         "subresources": r.subresources.iter().map(|s| json!({

@@ -7,12 +7,14 @@ mod bootstrap;
 mod deletion;
 mod discovery;
 mod metrics;
+mod namespaces;
 mod objects;
 mod openapi;
 mod pods;
 mod request;
 mod response;
 mod rest;
+mod reviews;
 mod serve;
 mod services;
 
@@ -96,19 +98,21 @@ impl Api {
         if let Some(answer) = public(&path) {
             return answer;
         }
-        let identity = identity.or_else(|| self.bearer(&request));
-        if identity.is_none() {
+        let Some(identity) = identity.or_else(|| self.bearer(&request)) else {
             return response::error(&ApiError::unauthorized("Unauthorized"));
-        }
+        };
         let start = std::time::Instant::now();
         let (verb, resource) = request_labels(request.method(), &path, request.uri().query());
         let yaml = response::wants_yaml(request.headers().get(header::ACCEPT));
         let answer = match (yaml, verb) {
             (true, "watch") => response::error(&ApiError::not_acceptable(&[response::JSON])),
             (true, _) => {
-                response::to_yaml(response::respond(self.route(request, &path).await)).await
+                response::to_yaml(response::respond(
+                    self.route(request, &path, &identity).await,
+                ))
+                .await
             }
-            (false, _) => response::respond(self.route(request, &path).await),
+            (false, _) => response::respond(self.route(request, &path, &identity).await),
         };
         self.metrics
             .request(verb, &resource, answer.status().as_u16(), start.elapsed());
@@ -125,7 +129,12 @@ impl Api {
         self.tokens.verify(token)
     }
 
-    async fn route<B>(&self, request: http::Request<B>, path: &str) -> Result<Response, ApiError>
+    async fn route<B>(
+        &self,
+        request: http::Request<B>,
+        path: &str,
+        identity: &Identity,
+    ) -> Result<Response, ApiError>
     where
         B: hyper::body::Body<Data = Bytes> + Send,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -190,6 +199,7 @@ impl Api {
                 let call = rest::Call {
                     store: &self.store,
                     cache: &self.cache,
+                    identity,
                     services: &self.config.services,
                     metrics: &self.metrics,
                     resource,

@@ -60,15 +60,15 @@ fn v2_format(accept: Option<&str>) -> Option<V2> {
     })
 }
 
-/// The fields of `object` that the schema of `group`/`version`/`kind` lacks, as dotted paths
-/// (`spec.template.spec.containers[0].bogus`); see [`gantry_openapi::unknown_fields`].
-pub(crate) fn unknown_fields(
+/// Removes from `object` the fields the schema of `group`/`version`/`kind` lacks and names them as dotted
+/// paths (`spec.template.spec.containers[0].bogus`); see [`gantry_openapi::prune_unknown_fields`].
+pub(crate) fn prune_unknown_fields(
     group: &str,
     version: &str,
     kind: &str,
-    object: &Value,
+    object: &mut Value,
 ) -> Vec<String> {
-    gantry_openapi::unknown_fields(group, version, kind, object)
+    gantry_openapi::prune_unknown_fields(group, version, kind, object)
 }
 
 #[cfg(test)]
@@ -124,11 +124,12 @@ mod tests {
     }
 
     #[test]
-    fn unknown_fields_pass_through() {
-        let object = serde_json::json!({"spec": {"bogus": 1}});
+    fn unknown_fields_are_pruned() {
+        let mut object = serde_json::json!({"spec": {"bogus": 1, "replicas": 2}});
         assert_eq!(
-            unknown_fields("apps", "v1", "Deployment", &object),
+            prune_unknown_fields("apps", "v1", "Deployment", &mut object),
             ["spec.bogus"]
         );
+        assert_eq!(object, serde_json::json!({"spec": {"replicas": 2}}));
     }
 }

@@ -224,3 +224,86 @@ fn set_condition(pod: &mut Value, kind: &str) {
         }
     }
 }
+
+/// What a new pod's status is, whatever the client sent: Pending, with its QoS class (as upstream's
+/// PrepareForCreate).
+pub(crate) fn initial_status(pod: &mut Value) {
+    let qos = qos_class(pod);
+    pod["status"] = json!({"phase": "Pending", "qosClass": qos});
+}
+
+/// The pod's quality-of-service class from its containers' cpu and memory requests and limits:
+/// BestEffort with none, Guaranteed when every container limits both and requests what it limits, else
+/// Burstable.
+fn qos_class(pod: &Value) -> &'static str {
+    use gantry_api::validate::quantity::Quantity;
+    let containers = ["containers", "initContainers"]
+        .into_iter()
+        .flat_map(|list| {
+            pod.pointer(&format!("/spec/{list}"))
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+        });
+    let amount = |resources: &Value, kind: &str, name: &str| {
+        resources
+            .pointer(&format!("/{kind}/{name}"))
+            .and_then(|q| Quantity::from_json(q).ok())
+            .filter(|q| !q.is_zero())
+    };
+    let mut any = false;
+    let mut guaranteed = true;
+    for container in containers {
+        let resources = container.get("resources").unwrap_or(&Value::Null);
+        for name in ["cpu", "memory"] {
+            let (request, limit) = (
+                amount(resources, "requests", name),
+                amount(resources, "limits", name),
+            );
+            any |= request.is_some() || limit.is_some();
+            // A request left out is the limit (defaulting does the same).
+            match (request, limit) {
+                (Some(request), Some(limit)) if request == limit => {}
+                (None, Some(_)) => {}
+                _ => guaranteed = false,
+            }
+        }
+    }
+    match (any, guaranteed) {
+        (false, _) => "BestEffort",
+        (true, true) => "Guaranteed",
+        (true, false) => "Burstable",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quality_of_service_classes() {
+        let pod = |resources: Value| json!({"spec": {"containers": [{"name": "c", "resources": resources}]}});
+        assert_eq!(qos_class(&pod(json!({}))), "BestEffort");
+        let limited = json!({"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "1000m", "memory": "1Gi"}});
+        assert_eq!(qos_class(&pod(limited)), "Guaranteed");
+        assert_eq!(
+            qos_class(&pod(json!({"limits": {"cpu": "1", "memory": "1Gi"}}))),
+            "Guaranteed"
+        );
+        assert_eq!(
+            qos_class(&pod(json!({"requests": {"cpu": "100m"}}))),
+            "Burstable"
+        );
+        assert_eq!(
+            qos_class(&pod(json!({"limits": {"cpu": "1"}}))),
+            "Burstable"
+        );
+        let mut new = pod(json!({}));
+        new["status"] = json!({"phase": "Running", "podIP": "10.0.0.1"});
+        initial_status(&mut new);
+        assert_eq!(
+            new["status"],
+            json!({"phase": "Pending", "qosClass": "BestEffort"})
+        );
+    }
+}

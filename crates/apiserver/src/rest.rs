@@ -25,6 +25,7 @@ use hyper::body::Frame;
 use serde_json::{Map, Value, json};
 
 use crate::deletion::{self, DeleteOptions};
+use crate::namespaces;
 use crate::objects;
 use crate::request::{ResourceRequest, Verb};
 use crate::response::{self, Response};
@@ -43,6 +44,8 @@ const LIST_PAGE: usize = 500;
 pub(crate) struct Call<'a> {
     pub(crate) store: &'a Arc<dyn Store>,
     pub(crate) cache: &'a WatchCache,
+    /// Who asks (for the reviews that answer about the asker).
+    pub(crate) identity: &'a gantry_pki::Identity,
     pub(crate) services: &'a ServiceRanges,
     pub(crate) metrics: &'a Arc<crate::metrics::Metrics>,
     pub(crate) resource: &'static ResourceType,
@@ -57,10 +60,7 @@ pub(crate) struct Call<'a> {
 pub(crate) enum Output {
     Objects,
     /// Objects of a kind stored in another group's form (events.k8s.io Events), converted on the way out.
-    Converted {
-        group: &'static str,
-        kind: &'static str,
-    },
+    Converted(&'static ResourceType),
     Table {
         kind: &'static str,
         include: IncludeObject,
@@ -97,11 +97,8 @@ impl Output {
                 break;
             }
         }
-        if gantry_api::convert::is_converted(resource.group, resource.kind) {
-            return Ok(Output::Converted {
-                group: resource.group,
-                kind: resource.kind,
-            });
+        if gantry_api::convert::is_converted(resource) {
+            return Ok(Output::Converted(resource));
         }
         Ok(Output::Objects)
     }
@@ -110,9 +107,7 @@ impl Output {
     fn one(self, object: Value) -> Value {
         match self {
             Output::Objects => object,
-            Output::Converted { group, kind } => {
-                gantry_api::convert::from_storage(group, kind, object)
-            }
+            Output::Converted(resource) => gantry_api::convert::from_storage(resource, object),
             Output::Table { kind, include } => {
                 let rv = object
                     .pointer("/metadata/resourceVersion")
@@ -182,16 +177,14 @@ impl Call<'_> {
 
     /// A stored object as this resource serves it (see `gantry_api::convert`).
     fn view(&self, stored: Value) -> Value {
-        gantry_api::convert::from_storage(self.resource.group, self.resource.kind, stored)
+        gantry_api::convert::from_storage(self.resource, stored)
     }
 
     /// The bytes to store for an object of this resource, in its stored form.
     fn encode(&self, object: &Value) -> Result<Bytes, ApiError> {
-        let (group, kind) = (self.resource.group, self.resource.kind);
-        if gantry_api::convert::is_converted(group, kind) {
+        if gantry_api::convert::is_converted(self.resource) {
             return objects::encode(&gantry_api::convert::to_storage(
-                group,
-                kind,
+                self.resource,
                 object.clone(),
             ));
         }
@@ -215,6 +208,15 @@ impl Call<'_> {
         let request = self.request;
         let name = request.name.as_deref().unwrap_or_default();
         let has = |sub: &str| self.resource.subresource(sub).is_some();
+        if !self.resource.is_stored() {
+            return match (request.subresource.as_deref(), request.verb) {
+                (None, Verb::Create) if request.name.is_none() => self.review(body),
+                (_, verb) => Err(ApiError::method_not_supported(
+                    self.group_resource(),
+                    verb.as_str(),
+                )),
+            };
+        }
         match (request.subresource.as_deref(), request.verb) {
             (None, Verb::Get) => self.get(name).await,
             (None, Verb::List) => self.list().await,
@@ -265,7 +267,7 @@ impl Call<'_> {
                     response::JSON,
                     object.json.clone(),
                 )),
-                Output::Converted { .. } | Output::Table { .. } => {
+                Output::Converted(_) | Output::Table { .. } => {
                     let value = cached_value(&object)?;
                     Ok(self.output.respond(StatusCode::OK, &self.output.one(value)))
                 }
@@ -320,7 +322,7 @@ impl Call<'_> {
                     let body = table_json(kind, include, metadata, &listed.objects)?;
                     Ok(response::bytes(StatusCode::OK, TABLE, body))
                 }
-                Output::Converted { .. } => {
+                Output::Converted(_) => {
                     let items = listed
                         .objects
                         .iter()
@@ -377,7 +379,7 @@ impl Call<'_> {
     /// A list of parsed objects, as objects or as a Table.
     fn list_response(&self, metadata: Value, items: Vec<Value>) -> Response {
         let body = match self.output {
-            Output::Objects | Output::Converted { .. } => json!({
+            Output::Objects | Output::Converted(_) => json!({
                 "kind": format!("{}List", self.resource.kind),
                 "apiVersion": self.resource.api_version(),
                 "metadata": metadata,
@@ -411,9 +413,10 @@ impl Call<'_> {
         body.into()
     }
 
-    /// `fieldValidation`: fields the kind's schema does not have are refused (`Strict`, 400), reported as
-    /// warnings (`Warn`, the default, as in Kubernetes) or let through (`Ignore`). Returns the warnings.
-    fn unknown_fields(&self, object: &Value) -> Result<Vec<String>, ApiError> {
+    /// `fieldValidation`: fields the kind's schema does not have are refused (`Strict`, 400), or dropped and
+    /// reported as warnings (`Warn`, the default, as in Kubernetes) or dropped silently (`Ignore`). Returns
+    /// the warnings.
+    fn unknown_fields(&self, object: &mut Value) -> Result<Vec<String>, ApiError> {
         let mode = self
             .query
             .get("fieldValidation")
@@ -423,25 +426,23 @@ impl Call<'_> {
                 "fieldValidation parameter unsupported: {mode}"
             )));
         }
-        if mode == "Ignore" {
-            return Ok(Vec::new());
-        }
         let (group, version, kind) = (
             self.resource.group,
             self.resource.version,
             self.resource.kind,
         );
-        let unknown: Vec<String> = crate::openapi::unknown_fields(group, version, kind, object)
-            .into_iter()
-            .map(|field| format!("unknown field \"{field}\""))
-            .collect();
+        let unknown: Vec<String> =
+            crate::openapi::prune_unknown_fields(group, version, kind, object)
+                .into_iter()
+                .map(|field| format!("unknown field \"{field}\""))
+                .collect();
         if mode == "Strict" && !unknown.is_empty() {
             return Err(ApiError::bad_request(format!(
                 "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {}",
                 unknown.join(", ")
             )));
         }
-        Ok(unknown)
+        Ok(if mode == "Warn" { unknown } else { Vec::new() })
     }
 
     fn bookmark(&self, revision: Revision, initial_events_end: bool) -> Bytes {
@@ -618,7 +619,7 @@ impl Call<'_> {
 
     pub(crate) async fn create(&self, body: &[u8]) -> Result<Response, ApiError> {
         let mut object = self.decode_body(body)?;
-        let warnings = self.unknown_fields(&object)?;
+        let warnings = self.unknown_fields(&mut object)?;
         let meta = objects::metadata_mut(&mut object)?;
         let mut name = meta
             .get("name")
@@ -649,6 +650,9 @@ impl Call<'_> {
         gantry_api::defaults::apply(group, kind, &mut object);
         objects::prepare_for_create(&mut object);
         objects::normalize(group, kind, &mut object)?;
+        if (group, kind) == ("", "Pod") {
+            crate::pods::initial_status(&mut object);
+        }
         if (group, kind) == ("batch", "Job") {
             validate::generate_job_selector(&mut object);
         }
@@ -695,7 +699,7 @@ impl Call<'_> {
         body: &[u8],
     ) -> Result<Response, ApiError> {
         let mut object = self.decode_body(body)?;
-        let warnings = self.unknown_fields(&object)?;
+        let warnings = self.unknown_fields(&mut object)?;
         let meta = objects::metadata_mut(&mut object)?;
         match meta.get("name").and_then(Value::as_str) {
             Some(n) if n == name => {}
@@ -730,8 +734,8 @@ impl Call<'_> {
         let mut warnings = Vec::new();
         let updated = self
             .guaranteed_update(name, part, |base| {
-                let patched = apply_patch(base, &patch, media, &schema)?;
-                warnings = self.unknown_fields(&patched)?;
+                let mut patched = apply_patch(base, &patch, media, &schema)?;
+                warnings = self.unknown_fields(&mut patched)?;
                 Ok(patched)
             })
             .await?;
@@ -881,6 +885,32 @@ impl Call<'_> {
                 ),
                 None => None,
             };
+            let encoded = self.encode(&object)?;
+            // A change that changes nothing is not written (no new resourceVersion, no watch event).
+            if encoded == current.value {
+                self.release(name, allocation).await;
+                return Ok(old);
+            }
+            // The last finalizer gone from an object marked for deletion: the deletion completes.
+            if finished_deleting(&object) {
+                match self
+                    .store
+                    .delete(self.key(name), Some(current.mod_revision))
+                    .await
+                {
+                    Ok(_) => {
+                        if let Some(allocator) = self.allocator() {
+                            allocator
+                                .release_unheld(&self.key_str(name), &old, None)
+                                .await;
+                        }
+                        return Ok(object);
+                    }
+                    Err(StoreError::Conflict { .. }) if pinned.is_none() => continue,
+                    Err(StoreError::Conflict { .. }) => break,
+                    Err(e) => return Err(self.store_error(e, name)),
+                }
+            }
             let written = self
                 .write_back(name, &mut object, current.mod_revision)
                 .await;
@@ -920,9 +950,7 @@ impl Call<'_> {
             }
             let namespace = objects::decode(&self.read(name).await?)?;
             options.check_preconditions(&namespace)?;
-            if !self.delete_namespace_contents(name).await? {
-                return self.mark_terminating(name).await;
-            }
+            return namespaces::start_deletion(self.store, name).await;
         }
         let is_pod = self.resource.group.is_empty() && self.resource.kind == "Pod";
         // Retried when the object changes between the read and the write.
@@ -993,62 +1021,6 @@ impl Call<'_> {
             }
         }
         Ok(self.list_response(json!({}), deleted))
-    }
-
-    /// Deletes every namespaced object in `namespace` (objects held by finalizers are marked for deletion
-    /// instead). Returns whether the namespace is now empty. This stands in for the namespace controller.
-    async fn delete_namespace_contents(&self, namespace: &str) -> Result<bool, ApiError> {
-        let mut empty = true;
-        for resource in gantry_api::registry::RESOURCES
-            .iter()
-            .filter(|r| r.namespaced)
-        {
-            let prefix = format!("{}{namespace}/", resource.store_prefix());
-            for kv in range_all(self.store, prefix.into()).await?.1 {
-                let mut object = objects::decode(&kv)?;
-                let result = if objects::has_finalizers(&object) {
-                    empty = false;
-                    if object.pointer("/metadata/deletionTimestamp").is_some() {
-                        continue;
-                    }
-                    mark_deleted(&mut object)?;
-                    let value = objects::encode(&object)?;
-                    self.store
-                        .update(kv.key, value, kv.mod_revision)
-                        .await
-                        .map(drop)
-                } else {
-                    self.store
-                        .delete(kv.key, Some(kv.mod_revision))
-                        .await
-                        .map(drop)
-                };
-                match result {
-                    // Changed or gone meanwhile: whatever it is now, the namespace may not be empty.
-                    Err(StoreError::Conflict { .. }) => empty = false,
-                    Ok(()) | Err(StoreError::NotFound { .. }) => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-        }
-        Ok(empty)
-    }
-
-    /// A namespace whose contents are held by finalizers stays, Terminating, until they are gone.
-    async fn mark_terminating(&self, name: &str) -> Result<Value, ApiError> {
-        for _ in 0..8 {
-            let current = self.read(name).await?;
-            let mut object = objects::decode(&current)?;
-            mark_deleted(&mut object)?;
-            object["status"] = json!({"phase": "Terminating"});
-            if self
-                .write_back(name, &mut object, current.mod_revision)
-                .await?
-            {
-                return Ok(object);
-            }
-        }
-        Err(ApiError::conflict(self.group_resource(), name))
     }
 
     /// Gives back what a failed write of a Service allocated.
@@ -1195,8 +1167,20 @@ pub(crate) async fn range_all(
     }
 }
 
+/// Whether an object marked for deletion has nothing left holding it: no finalizers, and no grace period running
+/// (a stopping pod is deleted by its node agent).
+fn finished_deleting(object: &Value) -> bool {
+    object.pointer("/metadata/deletionTimestamp").is_some()
+        && !objects::has_finalizers(object)
+        && object
+            .pointer("/metadata/deletionGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            == 0
+}
+
 /// Sets `metadata.deletionTimestamp` (and a grace period of 0) unless it is set already; whether it changed.
-fn mark_deleted(object: &mut Value) -> Result<bool, ApiError> {
+pub(crate) fn mark_deleted(object: &mut Value) -> Result<bool, ApiError> {
     let meta = objects::metadata_mut(object)?;
     if meta.contains_key("deletionTimestamp") {
         return Ok(false);
@@ -1372,7 +1356,7 @@ fn cached_watch_line(kind: EventType, object: &Object, output: Output) -> Option
             line.extend_from_slice(b"}\n");
             Some(line.into())
         }
-        Output::Converted { .. } | Output::Table { .. } => Some(watch_line(
+        Output::Converted(_) | Output::Table { .. } => Some(watch_line(
             kind.as_str(),
             &output.one(cached_value(object).ok()?),
         )),

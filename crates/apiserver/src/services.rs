@@ -401,7 +401,7 @@ impl Allocator<'_> {
     /// Gives back what a failed write allocated.
     pub(crate) async fn release(&self, owner: &str, allocation: Allocation) {
         for key in allocation.new_keys {
-            self.release_key(key, owner).await;
+            release_key(self.store, key, owner).await;
         }
     }
 
@@ -410,18 +410,8 @@ impl Allocator<'_> {
         let kept: HashSet<Bytes> = now.map(held_keys).unwrap_or_default().into_iter().collect();
         for key in held_keys(service) {
             if !kept.contains(&key) {
-                self.release_key(key, owner).await;
+                release_key(self.store, key, owner).await;
             }
-        }
-    }
-
-    async fn release_key(&self, key: Bytes, owner: &str) {
-        let Ok(Some(kv)) = self.store.get(&key, None).await else {
-            return;
-        };
-        if owner_of(&kv.value).as_deref() == Some(owner) {
-            // Changed meanwhile means someone else holds it now: leave it.
-            let _ = self.store.delete(key, Some(kv.mod_revision)).await;
         }
     }
 
@@ -540,6 +530,23 @@ impl Allocator<'_> {
         };
         let service: Value = serde_json::from_slice(&kv.value).unwrap_or(Value::Null);
         Ok(held_keys(&service).iter().any(|k| k == key.as_bytes()))
+    }
+}
+
+/// Gives back everything a deleted Service (stored at `owner`) held.
+pub(crate) async fn release_held(store: &Arc<dyn Store>, owner: &str, service: &Value) {
+    for key in held_keys(service) {
+        release_key(store, key, owner).await;
+    }
+}
+
+async fn release_key(store: &Arc<dyn Store>, key: Bytes, owner: &str) {
+    let Ok(Some(kv)) = store.get(&key, None).await else {
+        return;
+    };
+    if owner_of(&kv.value).as_deref() == Some(owner) {
+        // Changed meanwhile means someone else holds it now: leave it.
+        let _ = store.delete(key, Some(kv.mod_revision)).await;
     }
 }
 

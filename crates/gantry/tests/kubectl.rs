@@ -59,11 +59,7 @@ fn kubectl_creates_lists_selects_and_deletes_objects() {
             ),
         );
         let manifest = manifest.to_str().unwrap();
-        let created = ok(
-            version,
-            &server,
-            &["create", "--validate=false", "-f", manifest],
-        );
+        let created = ok(version, &server, &["create", "-f", manifest]);
         assert!(
             created.contains(&format!("namespace/{ns} created")),
             "{created}"
@@ -103,11 +99,7 @@ fn kubectl_creates_lists_selects_and_deletes_objects() {
         assert_eq!(jsonpath, "large");
 
         // Creating it again is a conflict; a missing one is NotFound.
-        let again = kubectl(
-            version,
-            &server,
-            &["create", "--validate=false", "-f", manifest],
-        );
+        let again = kubectl(version, &server, &["create", "-f", manifest]);
         assert!(!again.status.success());
         assert!(
             String::from_utf8_lossy(&again.stderr).contains("AlreadyExists"),
@@ -127,11 +119,7 @@ fn kubectl_creates_lists_selects_and_deletes_objects() {
         "orphan.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  namespace: nowhere\n",
     );
-    let out = kubectl(
-        "1.33",
-        &server,
-        &["create", "--validate=false", "-f", orphan.to_str().unwrap()],
-    );
+    let out = kubectl("1.33", &server, &["create", "-f", orphan.to_str().unwrap()]);
     assert!(
         String::from_utf8_lossy(&out.stderr).contains(r#"namespaces "nowhere" not found"#),
         "{out:?}"
@@ -171,11 +159,7 @@ fn kubectl_watch_sees_changes() {
             .unwrap()
             .replace("name: watched", &format!("name: {name}"));
         let file = write(server.dir.path(), &format!("{name}.yaml"), &text);
-        ok(
-            "1.33",
-            &server,
-            &["create", "--validate=false", "-f", file.to_str().unwrap()],
-        );
+        ok("1.33", &server, &["create", "-f", file.to_str().unwrap()]);
         if let Ok(line) = seen.recv_timeout(Duration::from_secs(2)) {
             break line;
         }
@@ -364,8 +348,7 @@ fn kubectl_apply_twice_patches_and_prints_tables() {
              ports: [{{port: 80, targetPort: 8080, nodePort: 30080}}]\n"
         )
     };
-    // kubectl 1.27 and 1.28 validate client-side against OpenAPI v2, which is not served yet.
-    for version in ["1.30", "1.33"] {
+    for version in KUBECTL_VERSIONS {
         let first = write(
             server.dir.path(),
             "v1.yaml",
@@ -479,7 +462,7 @@ fn kubectl_apply_twice_patches_and_prints_tables() {
         );
     }
     // A JSON patch whose test fails changes nothing.
-    let admin = ["create", "--validate=false", "-f"];
+    let admin = ["create", "-f"];
     let cm = write(
         server.dir.path(),
         "cm.yaml",
@@ -525,12 +508,7 @@ fn kubectl_scale_and_the_status_subresource() {
     ok(
         "1.33",
         &server,
-        &[
-            "create",
-            "--validate=false",
-            "-f",
-            deployment.to_str().unwrap(),
-        ],
+        &["create", "-f", deployment.to_str().unwrap()],
     );
     for version in KUBECTL_VERSIONS {
         ok(
@@ -662,12 +640,7 @@ fn deleting_a_namespace_deletes_what_is_in_it() {
     ok(
         "1.33",
         &server,
-        &[
-            "create",
-            "--validate=false",
-            "-f",
-            manifest.to_str().unwrap(),
-        ],
+        &["create", "-f", manifest.to_str().unwrap()],
     );
     ok("1.33", &server, &["delete", "namespace", "scratch"]);
     let gone = kubectl("1.33", &server, &["get", "namespace", "scratch"]);
@@ -676,12 +649,7 @@ fn deleting_a_namespace_deletes_what_is_in_it() {
     ok(
         "1.33",
         &server,
-        &[
-            "create",
-            "--validate=false",
-            "-f",
-            manifest.to_str().unwrap(),
-        ],
+        &["create", "-f", manifest.to_str().unwrap()],
     );
     ok(
         "1.33",
@@ -697,12 +665,7 @@ fn deleting_a_namespace_deletes_what_is_in_it() {
     ok(
         "1.33",
         &server,
-        &[
-            "create",
-            "--validate=false",
-            "-f",
-            namespace.to_str().unwrap(),
-        ],
+        &["create", "-f", namespace.to_str().unwrap()],
     );
     assert_eq!(
         ok(
@@ -874,11 +837,7 @@ fn the_server_compacts_history_and_old_reads_are_gone() {
         "cm.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  a: \"1\"\n",
     );
-    ok(
-        "1.33",
-        &server,
-        &["create", "--validate=false", "-f", cm.to_str().unwrap()],
-    );
+    ok("1.33", &server, &["create", "-f", cm.to_str().unwrap()]);
     let old = ok(
         "1.33",
         &server,

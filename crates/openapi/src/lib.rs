@@ -9,12 +9,15 @@
 
 mod convert;
 mod strict;
+mod structural;
 mod v2;
 mod v3;
 
 use std::sync::OnceLock;
 
 use serde_json::{Map, Value, json};
+
+pub use structural::{StructuralDefinitions, StructuralSchema, structural_definitions};
 
 /// The media type of the `/openapi/v2` protobuf, as upstream labels it. kubectl ≤ 1.28 asks for it under its
 /// deprecated name, `application/com.github.proto-openapi.spec.v2@v1.0+protobuf`, which is no valid media
@@ -142,9 +145,42 @@ pub fn unknown_fields(group: &str, version: &str, kind: &str, object: &Value) ->
     model().unknown_fields(group, version, kind, object)
 }
 
+/// [`unknown_fields`], removed from `object` (as decoding into the upstream types drops them when field
+/// validation is not strict).
+pub fn prune_unknown_fields(
+    group: &str,
+    version: &str,
+    kind: &str,
+    object: &mut Value,
+) -> Vec<String> {
+    model().prune_unknown_fields(group, version, kind, object)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pruning_removes_exactly_the_unknown_fields() {
+        let mut deployment = serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "labels": {"any.key/works": "x"}}, "bogus": 1,
+            "spec": {"replicaz": 2, "template": {"spec": {"containers": [{"name": "c", "imagez": "x"}]}}}});
+        let found = prune_unknown_fields("apps", "v1", "Deployment", &mut deployment);
+        assert_eq!(
+            found,
+            [
+                "bogus",
+                "spec.replicaz",
+                "spec.template.spec.containers[0].imagez"
+            ]
+        );
+        assert_eq!(
+            deployment,
+            serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "web", "labels": {"any.key/works": "x"}},
+                "spec": {"template": {"spec": {"containers": [{"name": "c"}]}}}})
+        );
+    }
 
     #[test]
     fn root_lists_every_served_group_version_with_its_hash() {

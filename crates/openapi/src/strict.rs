@@ -107,6 +107,75 @@ impl Model {
         found
     }
 
+    /// [`unknown_fields`](Self::unknown_fields), removing them from `object`: what decoding into the
+    /// upstream types does when validation is not strict.
+    pub(crate) fn prune_unknown_fields(
+        &self,
+        group: &str,
+        version: &str,
+        kind: &str,
+        object: &mut Value,
+    ) -> Vec<String> {
+        let mut found = Vec::new();
+        if let Some(&i) = self.kinds.get(&gvk_key(group, version, kind)) {
+            self.prune(&Shape::Ref(i), object, &mut String::new(), &mut found);
+        }
+        found
+    }
+
+    fn prune(&self, shape: &Shape, value: &mut Value, path: &mut String, found: &mut Vec<String>) {
+        match (shape, value) {
+            (Shape::Ref(i), value) => {
+                if let Some(shape) = self.types.get(*i) {
+                    self.prune(shape, value, path, found);
+                }
+            }
+            (Shape::Object(fields), Value::Object(map)) => {
+                map.retain(|key, value| {
+                    let len = path.len();
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    path.push_str(key);
+                    let known = match fields
+                        .binary_search_by(|(name, _)| name.as_ref().cmp(key.as_str()))
+                    {
+                        Ok(i) => {
+                            self.prune(&fields[i].1, value, path, found);
+                            true
+                        }
+                        Err(_) => {
+                            found.push(path.clone());
+                            false
+                        }
+                    };
+                    path.truncate(len);
+                    known
+                });
+            }
+            (Shape::Map(values), Value::Object(map)) => {
+                for (key, value) in map.iter_mut() {
+                    let len = path.len();
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    path.push_str(key);
+                    self.prune(values, value, path, found);
+                    path.truncate(len);
+                }
+            }
+            (Shape::Array(items), Value::Array(values)) => {
+                for (i, value) in values.iter_mut().enumerate() {
+                    let len = path.len();
+                    path.push_str(&format!("[{i}]"));
+                    self.prune(items, value, path, found);
+                    path.truncate(len);
+                }
+            }
+            _ => {}
+        }
+    }
+
     fn walk(&self, shape: &Shape, value: &Value, path: &mut String, found: &mut Vec<String>) {
         match (shape, value) {
             (Shape::Ref(i), _) => {

@@ -91,11 +91,32 @@ pub(crate) fn message_fields(
     depth: usize,
 ) -> Result<(), ProtobufError> {
     for (field, value) in msg.fields() {
-        if let Some(json) = field_json(&field, value, depth)? {
-            out.insert(field.name().to_owned(), json);
+        match field_json(&field, value, depth)? {
+            // A struct Go embeds inline: its fields belong to the parent in JSON.
+            Some(Json::Object(fields)) if is_inline(&field) => out.extend(fields),
+            Some(json) => {
+                out.insert(field.name().to_owned(), json);
+            }
+            None => {}
         }
     }
     Ok(())
+}
+
+/// Message fields that are Go structs embedded with `json:",inline"` (a Volume's source, a Probe's handler,
+/// the `name` of ConfigMap/Secret references, an IngressRule's value, ...): the protobuf has them as a nested
+/// message, the JSON as the parent's own fields.
+const INLINE: &[&str] = &[
+    "volumeSource",
+    "persistentVolumeSource",
+    "handler",
+    "ephemeralContainerCommon",
+    "localObjectReference",
+    "ingressRuleValue",
+];
+
+fn is_inline(field: &FieldDescriptor) -> bool {
+    matches!(field.kind(), prost_reflect::Kind::Message(_)) && INLINE.contains(&field.name())
 }
 
 fn field_json(
