@@ -3,6 +3,7 @@
 //! Path of a request: TLS accept ([`serve`]) → identity from the client certificate or bearer token →
 //! [`Api::handle`] → a discovery document or [`rest`] (the registry says which kind) → [`Store`].
 
+mod apply;
 mod bootstrap;
 mod deletion;
 mod discovery;
@@ -145,6 +146,12 @@ impl Api {
             .get(header::ACCEPT)
             .and_then(|a| a.to_str().ok())
             .map(str::to_string);
+        let user_agent = request
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|a| a.to_str().ok())
+            .map(str::to_string);
+        let user_agent = user_agent.as_deref();
         let not_found = response::path_not_found;
         if path == "/metrics" {
             return Ok(response::bytes(
@@ -200,6 +207,7 @@ impl Api {
                     store: &self.store,
                     cache: &self.cache,
                     identity,
+                    user_agent,
                     services: &self.config.services,
                     metrics: &self.metrics,
                     resource,
@@ -293,11 +301,15 @@ fn json_body(body: Bytes, media: &str) -> Result<Bytes, ApiError> {
         .map_err(ApiError::internal)
 }
 
+/// A server-side apply's media type.
+const APPLY_PATCH: &str = "application/apply-patch+yaml";
+
 /// The media types of PATCH bodies.
 const PATCH_TYPES: &[&str] = &[
     "application/json-patch+json",
     "application/merge-patch+json",
     "application/strategic-merge-patch+json",
+    APPLY_PATCH,
 ];
 
 /// The body of a write and its media type, one of `accepted` (no Content-Type reads as the first); at most

@@ -46,6 +46,8 @@ pub(crate) struct Call<'a> {
     pub(crate) cache: &'a WatchCache,
     /// Who asks (for the reviews that answer about the asker).
     pub(crate) identity: &'a gantry_pki::Identity,
+    /// The client's `User-Agent` (names the field manager of writes without `fieldManager`).
+    pub(crate) user_agent: Option<&'a str>,
     pub(crate) services: &'a ServiceRanges,
     pub(crate) metrics: &'a Arc<crate::metrics::Metrics>,
     pub(crate) resource: &'static ResourceType,
@@ -413,10 +415,56 @@ impl Call<'_> {
         body.into()
     }
 
+    /// Records in `object`'s `metadata.managedFields` what this write (by [`field_manager`](Self::field_manager))
+    /// changed against `old` (None for a create).
+    fn track_managed_fields(&self, old: Option<&Value>, object: &mut Value, subresource: &str) {
+        let schema = self.apply_schema();
+        let now = objects::now();
+        let reset = self.reset_fields(subresource);
+        let api_version = self.resource.api_version();
+        let cx = gantry_apply::Context {
+            manager: &self.field_manager(),
+            api_version: &api_version,
+            subresource,
+            schema: schema.as_ref(),
+            now: &now,
+            reset: reset.as_ref(),
+        };
+        let managed = gantry_apply::managed_for_update(old, object, !subresource.is_empty());
+        gantry_apply::update(old, object, &managed, &cx).write_to(object);
+    }
+
+    /// The manager of this write: `fieldManager`, else one named after the client (`kubectl-edit`, ...).
+    pub(crate) fn field_manager(&self) -> String {
+        match self.query.get("fieldManager").filter(|m| !m.is_empty()) {
+            Some(manager) => manager.clone(),
+            None => gantry_apply::default_manager(self.user_agent),
+        }
+    }
+
+    /// The kind's schema for server-side apply: the vendored OpenAPI one, else deduced from the values.
+    pub(crate) fn apply_schema(&self) -> Box<dyn gantry_apply::Schema> {
+        let r = self.resource;
+        match gantry_apply::schema_for(r.group, r.version, r.kind) {
+            Some(schema) => Box::new(schema),
+            None => Box::new(gantry_apply::DeducedSchema),
+        }
+    }
+
+    /// What a write through `subresource` may not own (upstream's reset fields): the main resource of a kind
+    /// with a status subresource does not set its status, and `/status` sets nothing else.
+    pub(crate) fn reset_fields(&self, subresource: &str) -> Option<gantry_apply::FieldSet> {
+        self.resource.subresource("status")?;
+        Some(match subresource {
+            "" => gantry_apply::FieldSet::from_fields(&[&["status"]]),
+            _ => gantry_apply::FieldSet::from_fields(&[&["spec"], &["metadata"]]),
+        })
+    }
+
     /// `fieldValidation`: fields the kind's schema does not have are refused (`Strict`, 400), or dropped and
     /// reported as warnings (`Warn`, the default, as in Kubernetes) or dropped silently (`Ignore`). Returns
     /// the warnings.
-    fn unknown_fields(&self, object: &mut Value) -> Result<Vec<String>, ApiError> {
+    pub(crate) fn unknown_fields(&self, object: &mut Value) -> Result<Vec<String>, ApiError> {
         let mode = self
             .query
             .get("fieldValidation")
@@ -620,6 +668,18 @@ impl Call<'_> {
     pub(crate) async fn create(&self, body: &[u8]) -> Result<Response, ApiError> {
         let mut object = self.decode_body(body)?;
         let warnings = self.unknown_fields(&mut object)?;
+        self.create_object(object, &warnings, Tracking::Update)
+            .await
+    }
+
+    /// Creates `object` (decoded, unknown fields handled); `tracking` says whether its managed fields are
+    /// recorded here (an update) or already are (a server-side apply).
+    pub(crate) async fn create_object(
+        &self,
+        mut object: Value,
+        warnings: &[String],
+        tracking: Tracking,
+    ) -> Result<Response, ApiError> {
         let meta = objects::metadata_mut(&mut object)?;
         let mut name = meta
             .get("name")
@@ -656,6 +716,9 @@ impl Call<'_> {
         if (group, kind) == ("batch", "Job") {
             validate::generate_job_selector(&mut object);
         }
+        if tracking == Tracking::Update {
+            self.track_managed_fields(None, &mut object, "");
+        }
         let errors = validate::validate_create(group, kind, &object);
         if !errors.is_empty() {
             return Err(self.invalid(&name, errors));
@@ -666,7 +729,7 @@ impl Call<'_> {
         if self.dry_run() {
             return Ok(with_warnings(
                 response::json(StatusCode::CREATED, &object),
-                &warnings,
+                warnings,
             ));
         }
         let allocation = match self.allocator() {
@@ -687,7 +750,7 @@ impl Call<'_> {
         objects::set_resource_version(&mut object, kv.mod_revision);
         Ok(with_warnings(
             response::json(StatusCode::CREATED, &object),
-            &warnings,
+            warnings,
         ))
     }
 
@@ -729,6 +792,19 @@ impl Call<'_> {
         body: &[u8],
         media: &str,
     ) -> Result<Response, ApiError> {
+        if media == crate::APPLY_PATCH {
+            return self.server_side_apply(name, part, body).await;
+        }
+        if self.query.contains_key("force") {
+            return Err(ApiError::invalid(
+                GroupKind::new("meta.k8s.io", "PatchOptions"),
+                "",
+                &[FieldError::forbidden(
+                    "force",
+                    "may not be specified for non-apply patch",
+                )],
+            ));
+        }
         let patch = parse_patch(body)?;
         let schema = gantry_patch::BuiltinSchema::for_kind(self.resource.group, self.resource.kind);
         let mut warnings = Vec::new();
@@ -808,6 +884,19 @@ impl Call<'_> {
         &self,
         name: &str,
         part: Part,
+        change: impl FnMut(&Value) -> Result<Value, ApiError>,
+    ) -> Result<Value, ApiError> {
+        self.guaranteed_update_tracked(name, part, Tracking::Update, change)
+            .await
+    }
+
+    /// [`guaranteed_update`](Self::guaranteed_update), with the managed fields recorded here (an update) or
+    /// already by `change` (a server-side apply).
+    pub(crate) async fn guaranteed_update_tracked(
+        &self,
+        name: &str,
+        part: Part,
+        tracking: Tracking,
         mut change: impl FnMut(&Value) -> Result<Value, ApiError>,
     ) -> Result<Value, ApiError> {
         let split_status = self.resource.subresource("status").is_some();
@@ -867,6 +956,9 @@ impl Call<'_> {
             objects::normalize(group, kind, &mut object)?;
             if (group, kind) == ("", "Service") {
                 services::drop_type_dependent_fields(&mut object, &old);
+            }
+            if tracking == Tracking::Update {
+                self.track_managed_fields(Some(&old), &mut object, part.subresource());
             }
             let errors = match part {
                 Part::System => Vec::new(),
@@ -1201,6 +1293,26 @@ pub(crate) enum Part {
     System,
 }
 
+impl Part {
+    /// The subresource a write of this part goes through, as managedFields name it.
+    pub(crate) fn subresource(self) -> &'static str {
+        match self {
+            Part::Main => "",
+            Part::Status => "status",
+            Part::System => "binding",
+        }
+    }
+}
+
+/// Who records a write's managed fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tracking {
+    /// The REST engine: the fields the write changed move to its manager (create, PUT, PATCH).
+    Update,
+    /// The write itself (a server-side apply).
+    Applied,
+}
+
 fn set_or_remove(object: &mut Value, field: &str, value: Option<Value>) {
     if let Some(fields) = object.as_object_mut() {
         match value {
@@ -1419,7 +1531,7 @@ fn watch_event(event: &WatchEvent, selectors: &Selectors, output: Output) -> Opt
 }
 
 /// The response with a `Warning` header (`299 - "<text>"`) per warning, which kubectl prints.
-fn with_warnings(mut response: Response, warnings: &[String]) -> Response {
+pub(crate) fn with_warnings(mut response: Response, warnings: &[String]) -> Response {
     for warning in warnings {
         let text = format!("299 - {warning:?}");
         if let Ok(value) = http::HeaderValue::from_str(&text) {

@@ -77,5 +77,27 @@ try:
 except client.ApiException as error:
     assert error.status == 409, error
 
+# Server-side apply: created when absent, merged on the next apply, conflicts refused unless forced.
+applied = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ssa", "namespace": ns},
+           "data": {"a": "1", "b": "2"}}
+core.patch_namespaced_config_map("ssa", ns, applied, field_manager="python-one",
+                                 _content_type="application/apply-patch+yaml")
+applied["data"] = {"a": "1"}
+core.patch_namespaced_config_map("ssa", ns, applied, field_manager="python-one",
+                                 _content_type="application/apply-patch+yaml")
+cm = core.read_namespaced_config_map("ssa", ns)
+assert cm.data == {"a": "1"}, cm.data
+assert [(m.manager, m.operation) for m in cm.metadata.managed_fields] == [("python-one", "Apply")]
+other = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ssa", "namespace": ns}, "data": {"a": "9"}}
+try:
+    core.patch_namespaced_config_map("ssa", ns, other, field_manager="python-two",
+                                     _content_type="application/apply-patch+yaml")
+    raise AssertionError("expected a 409")
+except client.ApiException as error:
+    assert error.status == 409 and "python-one" in error.body, error
+core.patch_namespaced_config_map("ssa", ns, other, field_manager="python-two", force=True,
+                                 _content_type="application/apply-patch+yaml")
+assert core.read_namespaced_config_map("ssa", ns).data == {"a": "9"}
+
 core.delete_namespace(ns)
 print("python client: ok")
