@@ -36,6 +36,7 @@ async fn the_workloads_run_against_a_real_server() {
         watchers: 5,
         watch_events: 10,
         watch_interval: Duration::from_millis(5),
+        applies: 7,
         timeout: Duration::from_secs(60),
         ..Options::default()
     };
@@ -63,6 +64,11 @@ async fn the_workloads_run_against_a_real_server() {
     assert_eq!((watch.watchers, watch.events), (5, 10));
     assert_eq!((watch.delivered, watch.missing), (50, 0), "{watch:?}");
     sane(watch.latency, 50);
+
+    let (created, changed) = report.apply.unwrap();
+    assert_eq!((created.count, changed.count), (7, 7));
+    sane(created.latency, 7);
+    sane(changed.latency, 7);
 
     // A named namespace is created if missing and kept; one workload alone runs alone.
     let options = Options {
@@ -98,8 +104,8 @@ fn gantry_bench_api_prints_one_line_per_workload() {
             "5",
             "--watch-events",
             "5",
-            "--workloads",
-            "create,get,list,watch",
+            "--applies",
+            "3",
         ])
         .output()
         .unwrap();
@@ -114,6 +120,7 @@ fn gantry_bench_api_prints_one_line_per_workload() {
         "get: 20 GETs",
         "list: 20 pods",
         "watch: 5 watchers x 5 events: 25 delivered, 0 missing",
+        "apply: 3 ConfigMaps server-side",
     ] {
         assert!(
             stdout.lines().any(|l| l.starts_with(prefix)),

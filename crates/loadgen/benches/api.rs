@@ -8,7 +8,7 @@
 //! cargo build --release -p gantry          # the server under test: target/release/gantry
 //! cargo bench -p gantry-loadgen --bench api
 //! # options: --gantry PATH --starts 5 --rss-objects 2000 --clients 16 --creates 10000 --gets 10000
-//! #          --list-objects 10000 --watchers 1000 --watch-events 100
+//! #          --list-objects 10000 --watchers 1000 --watch-events 100 --applies 1000
 //! ```
 //!
 //! The server is found at `--gantry`, `$GANTRY_BIN`, `$CARGO_TARGET_DIR/release/gantry`, or the workspace's
@@ -52,6 +52,7 @@ fn args() -> Args {
             "--list-objects" => options.list_objects = number(),
             "--watchers" => options.watchers = number(),
             "--watch-events" => options.watch_events = number(),
+            "--applies" => options.applies = number(),
             _ => {} // `cargo bench` passes --bench
         }
     }
@@ -257,6 +258,14 @@ async fn main() {
             ms(w.latency.p99),
             w.missing,
             w.watchers * w.events
+        );
+    }
+    if let Some((created, changed)) = report.apply {
+        println!(
+            "  server-side apply of {} ConfigMaps, one at a time: creating {}, changing {}   target: <= 20 % of upstream's 4.9 s kubectl run (= 980 ms)",
+            created.count,
+            ms(created.wall),
+            ms(changed.wall)
         );
     }
 }

@@ -86,8 +86,15 @@ pub struct ApiArgs {
     /// Milliseconds between the watch workload's updates.
     #[arg(long, default_value_t = 10)]
     pub watch_interval_ms: u64,
+    /// ConfigMaps to apply server-side (twice: created, then changed), one at a time.
+    #[arg(long, default_value_t = 1_000)]
+    pub applies: usize,
     /// Workloads to run.
-    #[arg(long, value_delimiter = ',', default_value = "create,get,list,watch")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "create,get,list,watch,apply"
+    )]
     pub workloads: Vec<Workload>,
     /// Bound on each workload, in seconds.
     #[arg(long, default_value_t = 600)]
@@ -106,6 +113,7 @@ impl ApiArgs {
             watchers: self.watchers,
             watch_events: self.watch_events,
             watch_interval: Duration::from_millis(self.watch_interval_ms),
+            applies: self.applies,
             workloads: self.workloads.clone(),
             namespace: self.namespace.clone(),
             timeout: Duration::from_secs(self.timeout_s),

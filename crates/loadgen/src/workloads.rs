@@ -15,6 +15,7 @@ use crate::{Client, Error, Target};
 
 const JSON: &str = "application/json";
 const TABLE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io";
+const APPLY: &str = "application/apply-patch+yaml";
 const MERGE_PATCH: &str = "application/merge-patch+json";
 /// Streams per connection for watchers (hyper's and Go's servers allow 200–250 concurrent streams).
 const WATCHERS_PER_CONNECTION: usize = 100;
@@ -228,6 +229,44 @@ impl Session {
             count,
             clients,
             wall,
+            latency: Summary::of(&mut latencies),
+        })
+    }
+
+    /// Server-side applies of `count` ConfigMaps named `{prefix}{i}` (`fieldManager=loadgen`, forced), one
+    /// after another as `kubectl apply --server-side -f` sends them; `round` goes into their data, so a second
+    /// round changes every object.
+    pub async fn apply(
+        &self,
+        prefix: &str,
+        count: usize,
+        round: usize,
+    ) -> Result<Throughput, Error> {
+        let collection = self.collection(Kind::ConfigMap);
+        let start = Instant::now();
+        let mut latencies = Vec::with_capacity(count);
+        for i in 0..count {
+            let name = format!("{prefix}{i}");
+            let mut body = Kind::ConfigMap.object(&name);
+            body["metadata"]["namespace"] = json!(self.namespace);
+            body["data"] = json!({"key": format!("value of {name}"), "round": round.to_string()});
+            let t = Instant::now();
+            self.client
+                .expect(
+                    None,
+                    Method::PATCH,
+                    &format!("{collection}/{name}?fieldManager=loadgen&force=true"),
+                    JSON,
+                    Some((APPLY, Bytes::from(body.to_string()))),
+                    &[StatusCode::OK, StatusCode::CREATED],
+                )
+                .await?;
+            latencies.push(t.elapsed());
+        }
+        Ok(Throughput {
+            count,
+            clients: 1,
+            wall: start.elapsed(),
             latency: Summary::of(&mut latencies),
         })
     }
@@ -501,6 +540,8 @@ pub enum Workload {
     List,
     /// Concurrent watchers of pods; per-event delivery latency.
     Watch,
+    /// Server-side apply of ConfigMaps, one after another: created, then changed.
+    Apply,
 }
 
 /// Sizes and bounds of a run.
@@ -522,7 +563,9 @@ pub struct Options {
     pub watch_events: usize,
     /// Pause after each write of the watch workload.
     pub watch_interval: Duration,
-    /// Which workloads run, in the order create, get, list, watch.
+    /// ConfigMaps the apply workload applies (twice).
+    pub applies: usize,
+    /// Which workloads run, in the order create, get, list, watch, apply.
     pub workloads: Vec<Workload>,
     /// Namespace to use; `None`: a fresh `loadgen-…` namespace, deleted at the end.
     pub namespace: Option<String>,
@@ -541,11 +584,13 @@ impl Default for Options {
             watchers: 1_000,
             watch_events: 100,
             watch_interval: Duration::from_millis(10),
+            applies: 1_000,
             workloads: vec![
                 Workload::Create,
                 Workload::Get,
                 Workload::List,
                 Workload::Watch,
+                Workload::Apply,
             ],
             namespace: None,
             timeout: Duration::from_secs(600),
@@ -566,6 +611,8 @@ pub struct Report {
     pub list: Option<ListResult>,
     /// Watch delivery.
     pub watch: Option<WatchResult>,
+    /// Server-side applies: the pass that creates, the pass that changes.
+    pub apply: Option<(Throughput, Throughput)>,
 }
 
 /// Runs the chosen workloads against `target`, printing one result line per workload.
@@ -674,6 +721,21 @@ async fn run_in(session: &Session, o: &Options) -> Result<Report, Error> {
             w.latency
         );
         report.watch = Some(w);
+    }
+    if wants(Workload::Apply) {
+        let created = bounded(o.timeout, session.apply("applied-", o.applies, 1)).await?;
+        let changed = bounded(o.timeout, session.apply("applied-", o.applies, 2)).await?;
+        println!(
+            "apply: {} ConfigMaps server-side, one at a time: creating {} in all ({:.0}/s, latency {}); changing {} in all ({:.0}/s, latency {})",
+            o.applies,
+            ms(created.wall),
+            created.per_second(),
+            created.latency,
+            ms(changed.wall),
+            changed.per_second(),
+            changed.latency
+        );
+        report.apply = Some((created, changed));
     }
     Ok(report)
 }
