@@ -205,3 +205,62 @@ fn client_side_applied_objects_move_to_server_side_apply() {
         );
     }
 }
+
+/// `apply --prune --applyset`: kubectl records the set on a parent Secret (with server-side apply) and deletes
+/// what left the file; client-side and server-side both.
+#[test]
+fn apply_prune_with_an_applyset() {
+    let server = Server::start();
+    for version in KUBECTL_VERSIONS {
+        let ns = format!("set-{}", version.replace('.', "-"));
+        ok(version, &server, &["create", "namespace", &ns]);
+        let cm = |name: &str| {
+            format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  x: \"1\"\n"
+            )
+        };
+        let both = write(
+            server.dir.path(),
+            &format!("{ns}-both.yaml"),
+            &format!("{}---\n{}", cm("a"), cm("b")),
+        );
+        let one = write(server.dir.path(), &format!("{ns}-one.yaml"), &cm("a"));
+        for (set, mode) in [("client", None), ("server", Some("--server-side"))] {
+            let run = |file: &std::path::Path| {
+                let mut args = vec![
+                    "apply",
+                    "-n",
+                    &ns,
+                    "--prune",
+                    "--applyset",
+                    set,
+                    "-f",
+                    file.to_str().unwrap(),
+                ];
+                args.extend(mode);
+                let binary = support::kubectl_dir().join(format!("kubectl.{version}"));
+                std::process::Command::new(binary)
+                    .env("KUBECTL_APPLYSET", "true")
+                    .arg("--kubeconfig")
+                    .arg(server.kubeconfig())
+                    .args(&args)
+                    .output()
+                    .unwrap()
+            };
+            let out = run(&both);
+            assert!(out.status.success(), "{version} {set}: {out:?}");
+            let out = run(&one);
+            assert!(out.status.success(), "{version} {set}: {out:?}");
+            assert!(
+                String::from_utf8_lossy(&out.stdout).contains("configmap/b pruned"),
+                "{version} {set}: {out:?}"
+            );
+            let names = ok(version, &server, &["get", "cm", "-n", &ns, "-o", "name"]);
+            assert!(
+                names.contains("configmap/a\n") && !names.contains("configmap/b\n"),
+                "{version} {set}: {names}"
+            );
+            ok(version, &server, &["delete", "cm", "a", "-n", &ns]);
+        }
+    }
+}
