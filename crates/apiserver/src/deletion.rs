@@ -166,6 +166,9 @@ impl DeleteOptions {
     }
 }
 
+/// The furthest a graceful deletion's timestamp goes: a thousand years.
+const MAX_DEADLINE_SECONDS: u64 = 1000 * 365 * 24 * 3600;
+
 /// Marks a pod as stopping within `grace` seconds; false if it already stops as soon (nothing to change).
 pub(crate) fn start_graceful_deletion(pod: &mut Value, grace: i64, now: SystemTime) -> bool {
     let current = pod
@@ -174,7 +177,8 @@ pub(crate) fn start_graceful_deletion(pod: &mut Value, grace: i64, now: SystemTi
     if pod.pointer("/metadata/deletionTimestamp").is_some() && current.is_some_and(|c| c <= grace) {
         return false;
     }
-    let deadline = now + Duration::from_secs(grace.unsigned_abs());
+    // A grace period beyond any calendar still gets a timestamp RFC 3339 can write.
+    let deadline = now + Duration::from_secs(grace.unsigned_abs().min(MAX_DEADLINE_SECONDS));
     if let Some(meta) = pod.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.insert(
             "deletionTimestamp".into(),

@@ -8,6 +8,9 @@ use crate::PatchError;
 
 /// The API server refuses JSON patches with more operations than this (413).
 pub const MAX_JSON_PATCH_OPERATIONS: usize = 10_000;
+/// The most bytes (as JSON) all `copy` operations of one patch may add together, as kube-apiserver limits them
+/// (its request body limit): each copy can double the document, so a few dozen would exhaust memory.
+pub const MAX_ACCUMULATED_COPY_BYTES: usize = 3 * 1024 * 1024;
 
 /// Applies a JSON patch (an array of operations) to `target`, returning the new document; on error the
 /// result is discarded as a whole, so a patch applies completely or not at all.
@@ -41,13 +44,15 @@ pub fn json_patch(target: &Value, patch: &Value) -> Result<Value, PatchError> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     let mut doc = target.clone();
+    let mut copied = 0;
     for op in ops {
-        apply(&mut doc, op)?;
+        apply(&mut doc, op, &mut copied)?;
     }
     Ok(doc)
 }
 
-fn apply(doc: &mut Value, op: &Map<String, Value>) -> Result<(), PatchError> {
+/// Applies one operation; `copied` counts the bytes `copy` operations have added so far.
+fn apply(doc: &mut Value, op: &Map<String, Value>, copied: &mut usize) -> Result<(), PatchError> {
     let kind = match op.get("op") {
         Some(Value::String(s)) => s.as_str(),
         _ => "unknown",
@@ -143,6 +148,12 @@ fn apply(doc: &mut Value, op: &Map<String, Value>) -> Result<(), PatchError> {
                 .map_err(|e| e.wrap(&format!("error in copy for from: '{from}'")))?
                 .cloned()
                 .unwrap_or(Value::Null);
+            *copied += serde_json::to_vec(&value).map_or(usize::MAX, |v| v.len());
+            if *copied > MAX_ACCUMULATED_COPY_BYTES {
+                return Err(PatchError::Invalid(format!(
+                    "Unable to copy, the accumulated size increase of copy is {copied}, exceeding the limit {MAX_ACCUMULATED_COPY_BYTES}"
+                )));
+            }
             let path = string_field(op, "path")
                 .map_err(|_| missing("copy operation failed to decode path"))?;
             let (parent, key) = locate(doc, &path).ok_or_else(|| {

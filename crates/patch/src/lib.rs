@@ -14,7 +14,7 @@ mod schema;
 mod strategic;
 
 pub use error::PatchError;
-pub use json_patch::{MAX_JSON_PATCH_OPERATIONS, json_patch};
+pub use json_patch::{MAX_ACCUMULATED_COPY_BYTES, MAX_JSON_PATCH_OPERATIONS, json_patch};
 pub use merge_patch::merge_patch;
 pub use schema::{BuiltinSchema, FieldStrategy, NoSchema, PatchSchema};
 pub use strategic::strategic_merge_patch;

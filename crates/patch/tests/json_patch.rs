@@ -255,3 +255,20 @@ fn kubectl_style_patches() {
         json!({"app": "web", "tier": "frontend"})
     );
 }
+
+#[test]
+fn copies_that_double_the_document_stop_at_the_limit() {
+    // Each copy doubles `/a`: 40 of them would need terabytes.
+    let doubling: Vec<Value> = (0..40)
+        .map(|_| json!({"op": "copy", "from": "/a", "path": "/a/-"}))
+        .collect();
+    let e = err(json!({"a": ["0123456789abcdef"]}), Value::Array(doubling));
+    assert_eq!(e.code(), 422);
+    assert!(e.to_string().contains("exceeding the limit 3145728"), "{e}");
+    // A few small copies are fine.
+    ok(
+        json!({"a": [1]}),
+        json!([{"op": "copy", "from": "/a", "path": "/b"}, {"op": "copy", "from": "/b", "path": "/c"}]),
+        json!({"a": [1], "b": [1], "c": [1]}),
+    );
+}
