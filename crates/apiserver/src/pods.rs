@@ -205,6 +205,26 @@ impl Call<'_> {
     }
 }
 
+impl Call<'_> {
+    /// `log`, `exec`, `attach` and `portforward` are served by the node agent that runs the pod. There is no
+    /// node agent yet: a pod that is not on a node cannot answer (as in Kubernetes), one that is gets a 503.
+    pub(crate) async fn node_stream(&self, name: &str) -> Result<Response, ApiError> {
+        let pod = objects::decode(&self.read(name).await?)?;
+        match pod
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+        {
+            None => Err(ApiError::bad_request(format!(
+                "pod {name} is not assigned to a node yet: its containers have not started"
+            ))),
+            Some(node) => Err(ApiError::service_unavailable(format!(
+                "no node agent answers for node {node:?}: logs, exec, attach and port-forward need the node agent"
+            ))),
+        }
+    }
+}
+
 /// Sets the pod condition `kind` to True (now), adding it if missing.
 fn set_condition(pod: &mut Value, kind: &str) {
     let condition = json!({"type": kind, "status": "True", "lastProbeTime": null,

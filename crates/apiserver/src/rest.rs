@@ -249,6 +249,9 @@ impl Call<'_> {
             (Some("scale"), Verb::Patch) if has("scale") => {
                 self.update_scale(name, body, Some(media)).await
             }
+            (Some("log" | "exec" | "attach" | "portforward"), _) if has("log") => {
+                self.node_stream(name).await
+            }
             (Some("binding"), Verb::Create) if has("binding") => self.bind(name, body).await,
             (Some("eviction"), Verb::Create) if has("eviction") => self.evict(name, body).await,
             (Some(sub), _) if !has(sub) => Err(response::path_not_found()),

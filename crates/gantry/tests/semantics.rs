@@ -455,3 +455,47 @@ fn events_are_one_storage_in_two_api_groups() {
     assert_eq!(patched["message"], "pulled again");
     assert_eq!(patched["involvedObject"]["name"], "web");
 }
+
+#[test]
+fn logs_and_exec_say_why_they_cannot_answer_yet() {
+    let server = Server::start();
+    let (code, _) = json_api(
+        &server,
+        "POST",
+        PODS,
+        Some(&pod("web", json!({"app": "web"}))),
+    );
+    assert_eq!(code, 201);
+    let (code, status) = json_api(&server, "GET", &format!("{PODS}/web/log"), None);
+    assert_eq!(
+        (code, status["reason"].as_str()),
+        (400, Some("BadRequest")),
+        "{status}"
+    );
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .contains("not assigned to a node")
+    );
+    let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "web"},
+                         "target": {"kind": "Node", "name": "node-1"}});
+    assert_eq!(
+        json_api(
+            &server,
+            "POST",
+            &format!("{PODS}/web/binding"),
+            Some(&binding)
+        )
+        .0,
+        201
+    );
+    let (code, status) = json_api(&server, "GET", &format!("{PODS}/web/log"), None);
+    assert_eq!(code, 503, "{status}");
+    assert!(
+        status["message"].as_str().unwrap().contains("node agent"),
+        "{status}"
+    );
+    let (code, _) = json_api(&server, "GET", &format!("{PODS}/missing/log"), None);
+    assert_eq!(code, 404);
+}
