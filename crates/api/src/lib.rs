@@ -4,6 +4,7 @@
 
 pub mod convert;
 pub mod defaults;
+pub mod duplicates;
 pub mod field;
 pub mod fields;
 pub mod labels;

@@ -38,7 +38,7 @@ impl Call<'_> {
             }
         };
         let mut config = self.apply_configuration(name, body)?;
-        let warnings = self.unknown_fields(&mut config)?;
+        let warnings = self.unknown_fields(&mut config, None)?;
         let manager = self.field_manager();
         let schema = self.apply_schema();
         let now = objects::now();

@@ -467,7 +467,12 @@ impl Call<'_> {
     /// `fieldValidation`: fields the kind's schema does not have are refused (`Strict`, 400), or dropped and
     /// reported as warnings (`Warn`, the default, as in Kubernetes) or dropped silently (`Ignore`). Returns
     /// the warnings.
-    pub(crate) fn unknown_fields(&self, object: &mut Value) -> Result<Vec<String>, ApiError> {
+    /// `body`, when given, is the JSON the object was decoded from: its duplicate keys count as well.
+    pub(crate) fn unknown_fields(
+        &self,
+        object: &mut Value,
+        body: Option<&[u8]>,
+    ) -> Result<Vec<String>, ApiError> {
         let mode = self
             .query
             .get("fieldValidation")
@@ -482,11 +487,20 @@ impl Call<'_> {
             self.resource.version,
             self.resource.kind,
         );
-        let unknown: Vec<String> =
+        let mut unknown: Vec<String> =
             crate::openapi::prune_unknown_fields(group, version, kind, object)
                 .into_iter()
                 .map(|field| format!("unknown field \"{field}\""))
                 .collect();
+        if mode != "Ignore"
+            && let Some(body) = body
+        {
+            unknown.extend(
+                gantry_api::duplicates::duplicate_fields(body)
+                    .into_iter()
+                    .map(|field| format!("duplicate field \"{field}\"")),
+            );
+        }
         if mode == "Strict" && !unknown.is_empty() {
             return Err(ApiError::bad_request(format!(
                 "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {}",
@@ -670,7 +684,7 @@ impl Call<'_> {
 
     pub(crate) async fn create(&self, body: &[u8]) -> Result<Response, ApiError> {
         let mut object = self.decode_body(body)?;
-        let warnings = self.unknown_fields(&mut object)?;
+        let warnings = self.unknown_fields(&mut object, Some(body))?;
         self.create_object(object, &warnings, Tracking::Update)
             .await
     }
@@ -765,7 +779,7 @@ impl Call<'_> {
         body: &[u8],
     ) -> Result<Response, ApiError> {
         let mut object = self.decode_body(body)?;
-        let warnings = self.unknown_fields(&mut object)?;
+        let warnings = self.unknown_fields(&mut object, Some(body))?;
         let meta = objects::metadata_mut(&mut object)?;
         match meta.get("name").and_then(Value::as_str) {
             Some(n) if n == name => {}
@@ -814,7 +828,7 @@ impl Call<'_> {
         let updated = self
             .guaranteed_update(name, part, |base| {
                 let mut patched = apply_patch(base, &patch, media, &schema)?;
-                warnings = self.unknown_fields(&mut patched)?;
+                warnings = self.unknown_fields(&mut patched, None)?;
                 Ok(patched)
             })
             .await?;

@@ -499,3 +499,34 @@ fn logs_and_exec_say_why_they_cannot_answer_yet() {
     let (code, _) = json_api(&server, "GET", &format!("{PODS}/missing/log"), None);
     assert_eq!(code, 404);
 }
+
+#[test]
+fn field_validation_reports_duplicate_fields() {
+    let server = Server::start();
+    let tls = server.dir.path().join("tls");
+    let post = |validation: &str| {
+        let out = Command::new("curl")
+            .args(["-sk", "-i", "-X", "POST", "-H", "Content-Type: application/json", "--cert"])
+            .arg(tls.join("admin.crt"))
+            .arg("--key")
+            .arg(tls.join("admin.key"))
+            .arg("--data-binary")
+            .arg(r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"dup"},"data":{"a":"1","a":"2"}}"#)
+            .arg(server.url(&format!("/api/v1/namespaces/default/configmaps?fieldValidation={validation}")))
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let strict = post("Strict");
+    assert!(strict.starts_with("HTTP/2 400"), "{strict}");
+    assert!(
+        strict.contains(r#"strict decoding error: duplicate field \"data.a\""#),
+        "{strict}"
+    );
+    let warned = post("Warn");
+    assert!(warned.starts_with("HTTP/2 201"), "{warned}");
+    assert!(
+        warned.contains(r#"warning: 299 - "duplicate field \"data.a\"""#),
+        "{warned}"
+    );
+}
