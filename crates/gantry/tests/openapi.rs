@@ -6,39 +6,13 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 const KUBECTL_VERSIONS: &[&str] = &["1.27", "1.30", "1.33"];
 
 mod support;
 
-use support::Server;
-
-/// The directory of the versioned kubectl binaries: beside the `kubectl` dispatcher on PATH.
-fn kubectl_dir() -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap();
-    let dispatcher = std::env::split_paths(&path)
-        .map(|dir| dir.join("kubectl"))
-        .find(|p| p.exists())
-        .expect("kubectl on PATH");
-    std::fs::canonicalize(dispatcher)
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn kubectl(version: &str, server: &Server, args: &[&str]) -> Output {
-    let binary = kubectl_dir().join(format!("kubectl.{version}"));
-    assert!(binary.exists(), "{} is missing", binary.display());
-    Command::new(binary)
-        .arg("--kubeconfig")
-        .arg(server.kubeconfig())
-        .args(args)
-        .output()
-        .unwrap()
-}
+use support::{Server, kubectl, write};
 
 /// Runs kubectl and returns its stdout, failing the test (with stderr) if it fails or warns.
 fn ok(version: &str, server: &Server, args: &[&str]) -> String {
@@ -54,12 +28,6 @@ fn ok(version: &str, server: &Server, args: &[&str]) -> String {
         "kubectl {version} {args:?} warned: {stderr}"
     );
     String::from_utf8(out.stdout).unwrap()
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path
 }
 
 /// A Namespace, Deployment, Service, ConfigMap, Secret and Job in namespace `ns`.
