@@ -18,6 +18,7 @@ mod rest;
 mod reviews;
 mod serve;
 mod services;
+mod watch;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,27 +1,21 @@
-//! The generic REST engine: get, list, watch, create, update and delete for every kind in the registry, on
-//! objects handled as JSON. Objects are stored without `metadata.resourceVersion`; it is the key's mod revision,
-//! set on the way out.
+//! The generic REST engine: get, list, create, update, patch and delete for every kind in the registry, on
+//! objects handled as JSON (watches are in `watch.rs`, server-side apply in `apply.rs`). Objects are stored
+//! without `metadata.resourceVersion`; it is the key's mod revision, set on the way out.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use base64::Engine;
 use bytes::Bytes;
-use futures::StreamExt;
 use gantry_api::fields::FieldSelector;
 use gantry_api::labels::Selector;
 use gantry_api::registry::ResourceType;
 use gantry_api::table::{self, IncludeObject};
 use gantry_api::{ApiError, GroupKind, GroupResource, field::FieldError, validate, validation};
-use gantry_store::{
-    ContinueToken, EventKind, KeyValue, RangeRequest, Revision, Store, StoreError, WatchEvent,
-};
-use gantry_watch_cache::{Event, EventType, Object, WatchCache};
+use gantry_store::{ContinueToken, KeyValue, RangeRequest, Revision, Store, StoreError};
+use gantry_watch_cache::{Object, WatchCache};
 use http::StatusCode;
-use http_body_util::{BodyExt, StreamBody};
-use hyper::body::Frame;
 use serde_json::{Map, Value, json};
 
 use crate::deletion::{self, DeleteOptions};
@@ -35,8 +29,6 @@ use crate::services::{self, Allocation, Allocator, ServiceRanges};
 pub(crate) const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 /// Namespaces that exist for the cluster's own use and cannot be deleted (as in Kubernetes).
 const PERMANENT_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
-/// How often a watch that asked for bookmarks gets one (kube-apiserver: about a minute).
-const BOOKMARK_INTERVAL: Duration = Duration::from_secs(60);
 /// Store pages read while listing.
 const LIST_PAGE: usize = 500;
 
@@ -106,7 +98,7 @@ impl Output {
     }
 
     /// One object (a GET, or a watch event's object).
-    fn one(self, object: Value) -> Value {
+    pub(crate) fn one(self, object: Value) -> Value {
         match self {
             Output::Objects => object,
             Output::Converted(resource) => gantry_api::convert::from_storage(resource, object),
@@ -160,7 +152,7 @@ impl Call<'_> {
     }
 
     /// The prefix of every object in scope: the namespace's, or all of them.
-    fn scope_prefix(&self) -> Bytes {
+    pub(crate) fn scope_prefix(&self) -> Bytes {
         Bytes::from(match &self.request.namespace {
             Some(ns) => format!("{}{ns}/", self.resource.store_prefix()),
             None => self.resource.store_prefix(),
@@ -510,19 +502,10 @@ impl Call<'_> {
         Ok(if mode == "Warn" { unknown } else { Vec::new() })
     }
 
-    fn bookmark(&self, revision: Revision, initial_events_end: bool) -> Bytes {
-        bookmark_line(
-            self.resource.kind,
-            &self.resource.api_version(),
-            revision,
-            initial_events_end,
-        )
-    }
-
     /// Whether this read may be served from the cache, once it has caught up with what the query asks for:
     /// the latest revision when no resourceVersion is given, at least N for `resourceVersion=N`, anything for
     /// "0". False when the cache did not catch up in time (the store is read instead).
-    async fn cache_ready(&self) -> Result<bool, ApiError> {
+    pub(crate) async fn cache_ready(&self) -> Result<bool, ApiError> {
         match self.query.get("resourceVersion").map(String::as_str) {
             None | Some("") => self.cache.wait_fresh().await.map_err(ApiError::from),
             Some("0") => Ok(true),
@@ -530,147 +513,11 @@ impl Call<'_> {
         }
     }
 
-    pub(crate) async fn watch(&self) -> Result<Response, ApiError> {
-        let selectors = Selectors::from_query(self.query)?;
-        let timeout = self
-            .query
-            .get("timeoutSeconds")
-            .and_then(|t| t.parse::<u64>().ok())
-            .map(Duration::from_secs);
-        let flag = |name: &str| self.query.get(name).map(String::as_str) == Some("true");
-        let (bookmarks, send_initial) = (flag("allowWatchBookmarks"), flag("sendInitialEvents"));
-        let not_older_than =
-            self.query.get("resourceVersionMatch").map(String::as_str) == Some("NotOlderThan");
-        if send_initial && !(bookmarks && not_older_than) {
-            return Err(ApiError::invalid(
-                GroupKind::new("meta.k8s.io", "ListOptions"),
-                "",
-                &[FieldError::forbidden(
-                    "sendInitialEvents",
-                    "sendInitialEvents requires allowWatchBookmarks=true and resourceVersionMatch=NotOlderThan",
-                )],
-            ));
-        }
-        // No resourceVersion (or "0"), or sendInitialEvents: the current objects as ADDED events first (ended
-        // by a bookmark for sendInitialEvents), then changes after them.
-        let output = self.output;
-        let initial_list = send_initial
-            || matches!(
-                self.query.get("resourceVersion").map(String::as_str),
-                None | Some("" | "0")
-            );
-        let (after, mut initial) = match self.query.get("resourceVersion").map(String::as_str) {
-            _ if initial_list && self.cache_ready().await? => {
-                let listed = self.cache.list(&self.scope_prefix(), None, 0, |o| {
-                    selectors.matches_cached(o)
-                });
-                let lines = listed
-                    .objects
-                    .iter()
-                    .filter_map(|o| cached_watch_line(EventType::Added, o, output))
-                    .collect();
-                (listed.revision, lines)
-            }
-            _ if initial_list => {
-                let (revision, objects) = self.read_all(&selectors).await?;
-                (
-                    revision,
-                    objects
-                        .into_iter()
-                        .map(|o| watch_line("ADDED", &output.one(o)))
-                        .collect(),
-                )
-            }
-            rv => (parse_revision(rv.unwrap_or_default())?, Vec::new()),
-        };
-        if send_initial {
-            initial.push(self.bookmark(after, true));
-        }
-        let lines: Vec<Bytes> = initial;
-        // The revision of the last change this watcher has passed (delivered or filtered out): where a
-        // bookmark may say it is.
-        let seen = Arc::new(AtomicI64::new(after));
-        let error_line = |e: StoreError| watch_line("ERROR", &ApiError::from(e).to_status());
-        // The cache serves watches from the revisions it still holds; older ones are the store's.
-        let seen_by_events = seen.clone();
-        let events: futures::stream::BoxStream<'static, Bytes> =
-            if let Some(stream) = self.cache.watch(self.scope_prefix(), after) {
-                stream
-                    .filter_map(move |event| {
-                        futures::future::ready(match event {
-                            Ok(event) => {
-                                seen_by_events.store(event.revision(), Ordering::Relaxed);
-                                cached_watch_event(&event, &selectors, output)
-                            }
-                            Err(e) => Some(error_line(e)),
-                        })
-                    })
-                    .boxed()
-            } else {
-                match self.store.watch(self.scope_prefix(), after).await {
-                    Ok(stream) => stream
-                        .filter_map(move |event| {
-                            futures::future::ready(match event {
-                                Ok(event) => {
-                                    seen_by_events.store(event.revision(), Ordering::Relaxed);
-                                    watch_event(&event, &selectors, output)
-                                }
-                                Err(e) => Some(error_line(e)),
-                            })
-                        })
-                        .boxed(),
-                    // A compacted start is reported in the stream, as Kubernetes does.
-                    Err(e) => futures::stream::iter([error_line(e)]).boxed(),
-                }
-            };
-        let events = if bookmarks {
-            // Every BOOKMARK_INTERVAL a bookmark at the revision reached; the stream ends with the events.
-            let (kind, api_version) = (self.resource.kind, self.resource.api_version());
-            let ticks = futures::stream::unfold((), |()| async {
-                tokio::time::sleep(BOOKMARK_INTERVAL).await;
-                Some(((), ()))
-            })
-            .map(move |()| {
-                Some(bookmark_line(
-                    kind,
-                    &api_version,
-                    seen.load(Ordering::Relaxed),
-                    false,
-                ))
-            });
-            futures::stream::select(
-                events
-                    .map(Some)
-                    .chain(futures::stream::once(async { None })),
-                ticks,
-            )
-            .take_while(|line| futures::future::ready(line.is_some()))
-            .filter_map(futures::future::ready)
-            .boxed()
-        } else {
-            events
-        };
-        let stream = futures::stream::iter(lines).chain(events);
-        let stream = match timeout {
-            Some(timeout) => stream.take_until(tokio::time::sleep(timeout)).boxed(),
-            None => stream.boxed(),
-        };
-        // Counted as open until the client goes away and the body (with the guard) is dropped.
-        let open = crate::metrics::OpenWatch::new(self.metrics.clone(), self.resource.plural);
-        let body = StreamBody::new(stream.map(move |line| {
-            let _open = &open;
-            Ok::<_, std::convert::Infallible>(Frame::data(line))
-        }));
-        let mut response = http::Response::new(BodyExt::boxed_unsync(body));
-        response.headers_mut().insert(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static(response::JSON),
-        );
-        Ok(response)
-    }
-
     /// Every object in scope that matches, and the revision read.
-    async fn read_all(&self, selectors: &Selectors) -> Result<(Revision, Vec<Value>), ApiError> {
+    pub(crate) async fn read_all(
+        &self,
+        selectors: &Selectors,
+    ) -> Result<(Revision, Vec<Value>), ApiError> {
         let (revision, kvs) = range_all(self.store, self.scope_prefix()).await?;
         let mut objects = Vec::new();
         for kv in &kvs {
@@ -1401,13 +1248,13 @@ fn scale_of(object: &Value) -> Value {
 }
 
 /// The label and field selectors of a list or watch.
-struct Selectors {
+pub(crate) struct Selectors {
     labels: Selector,
     fields: FieldSelector,
 }
 
 impl Selectors {
-    fn from_query(query: &HashMap<String, String>) -> Result<Self, ApiError> {
+    pub(crate) fn from_query(query: &HashMap<String, String>) -> Result<Self, ApiError> {
         let labels = match query.get("labelSelector") {
             Some(s) => Selector::parse(s)
                 .map_err(|e| ApiError::bad_request(format!("unable to parse requirement: {e}")))?,
@@ -1420,17 +1267,17 @@ impl Selectors {
         Ok(Selectors { labels, fields })
     }
 
-    fn matches(&self, object: &Value) -> bool {
+    pub(crate) fn matches(&self, object: &Value) -> bool {
         self.labels.matches_object(object) && self.fields.matches_object(object)
     }
 
-    fn matches_cached(&self, object: &Object) -> bool {
+    pub(crate) fn matches_cached(&self, object: &Object) -> bool {
         object.matches(&self.labels, &self.fields)
     }
 }
 
 /// A cached object parsed (for Tables and other reshaping).
-fn cached_value(object: &Object) -> Result<Value, ApiError> {
+pub(crate) fn cached_value(object: &Object) -> Result<Value, ApiError> {
     object.value().map_err(|e| {
         ApiError::internal(format!(
             "cached object {} is not JSON: {e}",
@@ -1473,80 +1320,6 @@ fn table_json(
     Ok(body.into())
 }
 
-/// The watch line for a cached object; objects go out as the bytes the cache holds.
-fn cached_watch_line(kind: EventType, object: &Object, output: Output) -> Option<Bytes> {
-    match output {
-        Output::Objects => {
-            let mut line = Vec::with_capacity(object.json.len() + 32);
-            line.extend_from_slice(br#"{"type":""#);
-            line.extend_from_slice(kind.as_str().as_bytes());
-            line.extend_from_slice(br#"","object":"#);
-            line.extend_from_slice(&object.json);
-            line.extend_from_slice(b"}\n");
-            Some(line.into())
-        }
-        Output::Converted(_) | Output::Table { .. } => Some(watch_line(
-            kind.as_str(),
-            &output.one(cached_value(object).ok()?),
-        )),
-    }
-}
-
-/// [`watch_event`] for the cache's events.
-fn cached_watch_event(event: &Event, selectors: &Selectors, output: Output) -> Option<Bytes> {
-    let before = event
-        .prev
-        .as_ref()
-        .is_some_and(|p| selectors.matches_cached(p));
-    let kind = match event.kind {
-        EventType::Deleted if before => EventType::Deleted,
-        EventType::Deleted => return None,
-        EventType::Added | EventType::Modified => {
-            match (selectors.matches_cached(&event.object), before) {
-                (true, true) => EventType::Modified,
-                (true, false) => EventType::Added,
-                (false, true) => EventType::Deleted,
-                (false, false) => return None,
-            }
-        }
-    };
-    cached_watch_line(kind, &event.object, output)
-}
-
-/// One line of a watch stream.
-fn watch_line(kind: &str, object: &Value) -> Bytes {
-    let mut line = serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
-    line.push(b'\n');
-    line.into()
-}
-
-/// The watch line for a store event, as seen through the selectors: an object that stops matching is
-/// DELETED for this watcher, one that starts matching ADDED.
-fn watch_event(event: &WatchEvent, selectors: &Selectors, output: Output) -> Option<Bytes> {
-    let decode = |kv: &KeyValue| objects::decode(kv).ok();
-    let previous = event
-        .prev
-        .as_ref()
-        .and_then(decode)
-        .filter(|o| selectors.matches(o));
-    match event.kind {
-        EventKind::Put => {
-            let object = decode(&event.kv)?;
-            match (selectors.matches(&object), previous.is_some()) {
-                (true, true) => Some(watch_line("MODIFIED", &output.one(object))),
-                (true, false) => Some(watch_line("ADDED", &output.one(object))),
-                (false, true) => Some(watch_line("DELETED", &output.one(object))),
-                (false, false) => None,
-            }
-        }
-        EventKind::Delete => {
-            let mut object = previous?;
-            objects::set_resource_version(&mut object, event.revision());
-            Some(watch_line("DELETED", &output.one(object)))
-        }
-    }
-}
-
 /// The response with a `Warning` header (`299 - "<text>"`) per warning, which kubectl prints.
 pub(crate) fn with_warnings(mut response: Response, warnings: &[String]) -> Response {
     for warning in warnings {
@@ -1558,23 +1331,6 @@ pub(crate) fn with_warnings(mut response: Response, warnings: &[String]) -> Resp
     response
 }
 
-/// A watch `BOOKMARK` event at `revision`; the one ending a watch's initial events says so.
-fn bookmark_line(
-    kind: &str,
-    api_version: &str,
-    revision: Revision,
-    initial_events_end: bool,
-) -> Bytes {
-    let mut metadata = json!({"resourceVersion": revision.to_string()});
-    if initial_events_end {
-        metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
-    }
-    watch_line(
-        "BOOKMARK",
-        &json!({"kind": kind, "apiVersion": api_version, "metadata": metadata}),
-    )
-}
-
 /// A list's metadata: its resourceVersion and, if more follows, the continue token.
 fn list_metadata(revision: Revision, next: Option<ContinueToken>) -> Value {
     let mut metadata = json!({"resourceVersion": revision.to_string()});
@@ -1584,7 +1340,7 @@ fn list_metadata(revision: Revision, next: Option<ContinueToken>) -> Value {
     metadata
 }
 
-fn parse_revision(rv: &str) -> Result<Revision, ApiError> {
+pub(crate) fn parse_revision(rv: &str) -> Result<Revision, ApiError> {
     rv.parse::<Revision>()
         .ok()
         .filter(|r| *r >= 0)
