@@ -671,11 +671,13 @@ impl Call<'_> {
         }
         let patch = parse_patch(body)?;
         let schema = gantry_patch::BuiltinSchema::for_kind(self.resource.group, self.resource.kind);
+        // A merge or strategic patch has the object's shape: its duplicate keys are the object's.
+        let shaped_like_object = (media != "application/json-patch+json").then_some(body);
         let mut warnings = Vec::new();
         let updated = self
             .guaranteed_update(name, part, |base| {
                 let mut patched = apply_patch(base, &patch, media, &schema)?;
-                warnings = self.unknown_fields(&mut patched, None)?;
+                warnings = self.unknown_fields(&mut patched, shaped_like_object)?;
                 Ok(patched)
             })
             .await?;

@@ -529,4 +529,29 @@ fn field_validation_reports_duplicate_fields() {
         warned.contains(r#"warning: 299 - "duplicate field \"data.a\"""#),
         "{warned}"
     );
+    // A merge patch has the object's shape, so its duplicate keys count too.
+    let out = Command::new("curl")
+        .args([
+            "-sk",
+            "-i",
+            "-X",
+            "PATCH",
+            "-H",
+            "Content-Type: application/merge-patch+json",
+            "--cert",
+        ])
+        .arg(tls.join("admin.crt"))
+        .arg("--key")
+        .arg(tls.join("admin.key"))
+        .arg("--data-binary")
+        .arg(r#"{"data":{"b":"1","b":"2"}}"#)
+        .arg(server.url("/api/v1/namespaces/default/configmaps/dup?fieldValidation=Strict"))
+        .output()
+        .unwrap();
+    let patched = String::from_utf8(out.stdout).unwrap();
+    assert!(patched.starts_with("HTTP/2 400"), "{patched}");
+    assert!(
+        patched.contains(r#"duplicate field \"data.b\""#),
+        "{patched}"
+    );
 }
