@@ -8,7 +8,6 @@ use gantry_apply::{ApplyError, ManagedFields};
 use http::StatusCode;
 use serde_json::{Value, json};
 
-use crate::objects;
 use crate::response::{self, Response};
 use crate::rest::{Call, Part, Tracking, with_warnings};
 
@@ -39,19 +38,8 @@ impl Call<'_> {
         };
         let mut config = self.apply_configuration(name, body)?;
         let warnings = self.unknown_fields(&mut config, None)?;
-        let manager = self.field_manager();
-        let schema = self.apply_schema();
-        let now = objects::now();
-        let reset = self.reset_fields(part_subresource(part));
-        let api_version = self.resource.api_version();
-        let cx = gantry_apply::Context {
-            manager: &manager,
-            api_version: &api_version,
-            subresource: part_subresource(part),
-            schema: schema.as_ref(),
-            now: &now,
-            reset: reset.as_ref(),
-        };
+        let writer = self.writer(part.subresource());
+        let cx = writer.context();
         let failed = |e: ApplyError| self.apply_error(name, e);
         // Absent: the apply creates it (a concurrent create makes it an update after all).
         if part == Part::Main && self.read(name).await.is_err_and(|e| e.code == 404) {
@@ -144,8 +132,4 @@ impl Call<'_> {
             }
         }
     }
-}
-
-fn part_subresource(part: Part) -> &'static str {
-    part.subresource()
 }

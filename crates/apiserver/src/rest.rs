@@ -395,11 +395,8 @@ impl Call<'_> {
             "kind": format!("{}List", self.resource.kind),
             "apiVersion": self.resource.api_version(),
             "metadata": metadata,
-        })
-        .to_string();
-        let mut body = Vec::with_capacity(head.len() + 64);
-        body.extend_from_slice(&head.as_bytes()[..head.len() - 1]);
-        body.extend_from_slice(br#","items":["#);
+        });
+        let mut body = open_array(&head, "items", 0);
         for (i, item) in items.enumerate() {
             if i > 0 {
                 body.push(b',');
@@ -412,21 +409,27 @@ impl Call<'_> {
 
     /// Records in `object`'s `metadata.managedFields` what this write (by [`field_manager`](Self::field_manager))
     /// changed against `old` (None for a create).
-    fn track_managed_fields(&self, old: Option<&Value>, object: &mut Value, subresource: &str) {
-        let schema = self.apply_schema();
-        let now = objects::now();
-        let reset = self.reset_fields(subresource);
-        let api_version = self.resource.api_version();
-        let cx = gantry_apply::Context {
-            manager: &self.field_manager(),
-            api_version: &api_version,
-            subresource,
-            schema: schema.as_ref(),
-            now: &now,
-            reset: reset.as_ref(),
-        };
+    fn track_managed_fields(
+        &self,
+        old: Option<&Value>,
+        object: &mut Value,
+        subresource: &'static str,
+    ) {
+        let writer = self.writer(subresource);
         let managed = gantry_apply::managed_for_update(old, object, !subresource.is_empty());
-        gantry_apply::update(old, object, &managed, &cx).write_to(object);
+        gantry_apply::update(old, object, &managed, &writer.context()).write_to(object);
+    }
+
+    /// Who this write is for `gantry-apply`, through `subresource`.
+    pub(crate) fn writer(&self, subresource: &'static str) -> Writer {
+        Writer {
+            manager: self.field_manager(),
+            api_version: self.resource.api_version(),
+            subresource,
+            schema: self.apply_schema(),
+            now: objects::now(),
+            reset: self.reset_fields(subresource),
+        }
     }
 
     /// The manager of this write: `fieldManager`, else one named after the client (`kubectl-edit`, ...).
@@ -870,7 +873,7 @@ impl Call<'_> {
                 }
             }
             let written = self
-                .write_back(name, &mut object, current.mod_revision)
+                .write_encoded(name, &mut object, encoded, current.mod_revision)
                 .await;
             if let (Ok(true), Some(allocator)) = (&written, self.allocator()) {
                 allocator
@@ -996,11 +999,19 @@ impl Call<'_> {
         object: &mut Value,
         revision: Revision,
     ) -> Result<bool, ApiError> {
-        match self
-            .store
-            .update(self.key(name), self.encode(object)?, revision)
-            .await
-        {
+        let encoded = self.encode(object)?;
+        self.write_encoded(name, object, encoded, revision).await
+    }
+
+    /// [`write_back`](Self::write_back) of `object` already encoded as `encoded`.
+    async fn write_encoded(
+        &self,
+        name: &str,
+        object: &mut Value,
+        encoded: Bytes,
+        revision: Revision,
+    ) -> Result<bool, ApiError> {
+        match self.store.update(self.key(name), encoded, revision).await {
             Ok(kv) => {
                 objects::set_resource_version(object, kv.mod_revision);
                 Ok(true)
@@ -1113,16 +1124,7 @@ pub(crate) async fn range_all(
     store: &Arc<dyn Store>,
     prefix: Bytes,
 ) -> Result<(Revision, Vec<KeyValue>), ApiError> {
-    let mut request = RangeRequest::prefix(prefix).limit(LIST_PAGE);
-    let mut kvs = Vec::new();
-    loop {
-        let page = store.range(request.clone()).await.map_err(ApiError::from)?;
-        kvs.extend(page.kvs);
-        match page.next {
-            Some(token) => request = request.continue_from(token),
-            None => return Ok((page.revision, kvs)),
-        }
-    }
+    Ok(gantry_store::range_all(store.as_ref(), prefix, LIST_PAGE).await?)
 }
 
 /// Whether an object marked for deletion has nothing left holding it: no finalizers, and no grace period running
@@ -1166,6 +1168,29 @@ impl Part {
             Part::Main => "",
             Part::Status => "status",
             Part::System => "binding",
+        }
+    }
+}
+
+/// What `gantry_apply::Context` borrows: the manager, version, schema, time and reset fields of one write.
+pub(crate) struct Writer {
+    manager: String,
+    api_version: String,
+    subresource: &'static str,
+    schema: Box<dyn gantry_apply::Schema>,
+    now: String,
+    reset: Option<gantry_apply::FieldSet>,
+}
+
+impl Writer {
+    pub(crate) fn context(&self) -> gantry_apply::Context<'_> {
+        gantry_apply::Context {
+            manager: &self.manager,
+            api_version: &self.api_version,
+            subresource: self.subresource,
+            schema: self.schema.as_ref(),
+            now: &self.now,
+            reset: self.reset.as_ref(),
         }
     }
 }
@@ -1301,11 +1326,8 @@ fn table_json(
         "apiVersion": "meta.k8s.io/v1",
         "metadata": metadata,
         "columnDefinitions": table::column_definitions(kind, true),
-    })
-    .to_string();
-    let mut body = Vec::with_capacity(head.len() + objects.len() * 256);
-    body.extend_from_slice(&head.as_bytes()[..head.len() - 1]);
-    body.extend_from_slice(br#","rows":["#);
+    });
+    let mut body = open_array(&head, "rows", objects.len() * 256);
     let now = SystemTime::now();
     for (i, object) in objects.iter().enumerate() {
         if i > 0 {
@@ -1320,6 +1342,16 @@ fn table_json(
     }
     body.extend_from_slice(b"]}");
     Ok(body.into())
+}
+
+/// `head` (a JSON object) serialized with one more field, `field`, opened as an array: the caller appends the
+/// items, comma-separated, then `]}`. `capacity` is what the items will need.
+fn open_array(head: &Value, field: &str, capacity: usize) -> Vec<u8> {
+    let head = head.to_string();
+    let mut body = Vec::with_capacity(head.len() + field.len() + 6 + capacity);
+    body.extend_from_slice(&head.as_bytes()[..head.len() - 1]);
+    body.extend_from_slice(format!(r#","{field}":["#).as_bytes());
+    body
 }
 
 /// The response with a `Warning` header (`299 - "<text>"`) per warning, which kubectl prints.

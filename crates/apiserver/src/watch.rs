@@ -198,18 +198,9 @@ fn cached_watch_event(event: &Event, selectors: &Selectors, output: Output) -> O
         .prev
         .as_ref()
         .is_some_and(|p| selectors.matches_cached(p));
-    let kind = match event.kind {
-        EventType::Deleted if before => EventType::Deleted,
-        EventType::Deleted => return None,
-        EventType::Added | EventType::Modified => {
-            match (selectors.matches_cached(&event.object), before) {
-                (true, true) => EventType::Modified,
-                (true, false) => EventType::Added,
-                (false, true) => EventType::Deleted,
-                (false, false) => return None,
-            }
-        }
-    };
+    let deleted = event.kind == EventType::Deleted;
+    let now = !deleted && selectors.matches_cached(&event.object);
+    let kind = seen_as(deleted, now, before)?;
     cached_watch_line(kind, &event.object, output)
 }
 
@@ -232,18 +223,25 @@ fn watch_event(event: &WatchEvent, selectors: &Selectors, output: Output) -> Opt
     match event.kind {
         EventKind::Put => {
             let object = decode(&event.kv)?;
-            match (selectors.matches(&object), previous.is_some()) {
-                (true, true) => Some(watch_line("MODIFIED", &output.one(object))),
-                (true, false) => Some(watch_line("ADDED", &output.one(object))),
-                (false, true) => Some(watch_line("DELETED", &output.one(object))),
-                (false, false) => None,
-            }
+            let kind = seen_as(false, selectors.matches(&object), previous.is_some())?;
+            Some(watch_line(kind.as_str(), &output.one(object)))
         }
         EventKind::Delete => {
             let mut object = previous?;
             objects::set_resource_version(&mut object, event.revision());
             Some(watch_line("DELETED", &output.one(object)))
         }
+    }
+}
+
+/// What a change is to a watcher with selectors, from whether the object matched before and matches now: an
+/// object that starts matching is ADDED, one that stops is DELETED, one that matches neither time is not seen.
+fn seen_as(deleted: bool, matches_now: bool, matched_before: bool) -> Option<EventType> {
+    match (deleted, matches_now, matched_before) {
+        (true, _, true) | (false, false, true) => Some(EventType::Deleted),
+        (false, true, true) => Some(EventType::Modified),
+        (false, true, false) => Some(EventType::Added),
+        (_, false, false) | (true, true, false) => None,
     }
 }
 

@@ -97,3 +97,22 @@ pub fn check_key(key: &[u8]) -> Result<()> {
     }
     Ok(())
 }
+
+/// Every key under `prefix`, read `page` keys at a time at the first page's revision (one snapshot), with
+/// that revision.
+pub async fn range_all(
+    store: &dyn Store,
+    prefix: Bytes,
+    page: usize,
+) -> Result<(Revision, Vec<KeyValue>)> {
+    let mut request = RangeRequest::prefix(prefix).limit(page);
+    let mut kvs = Vec::new();
+    loop {
+        let page = store.range(request.clone()).await?;
+        kvs.extend(page.kvs);
+        match page.next {
+            Some(token) => request = request.continue_from(token),
+            None => return Ok((page.revision, kvs)),
+        }
+    }
+}

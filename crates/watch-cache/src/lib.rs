@@ -21,7 +21,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use gantry_store::{EventKind, KeyValue, RangeRequest, Revision, Store, StoreError, WatchEvent};
+use gantry_store::{EventKind, KeyValue, Revision, Store, StoreError, WatchEvent};
 use tokio::sync::watch;
 
 pub use object::{Object, is_indexed_field};
@@ -412,16 +412,7 @@ async fn list_store(
     store: &dyn Store,
     prefix: &Bytes,
 ) -> Result<(Revision, Vec<KeyValue>), StoreError> {
-    let mut request = RangeRequest::prefix(prefix.clone()).limit(LIST_PAGE);
-    let mut kvs = Vec::new();
-    loop {
-        let page = store.range(request.clone()).await?;
-        kvs.extend(page.kvs);
-        match page.next {
-            Some(token) => request = request.continue_from(token),
-            None => return Ok((page.revision, kvs)),
-        }
-    }
+    gantry_store::range_all(store, prefix.clone(), LIST_PAGE).await
 }
 
 #[cfg(test)]
