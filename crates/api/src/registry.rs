@@ -493,6 +493,21 @@ pub const RESOURCES: &[ResourceType] = &[
         NONE,
         &[],
     ),
+    // apiextensions.k8s.io/v1
+    resource(
+        "apiextensions.k8s.io",
+        "v1",
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        &["crd", "crds"],
+        false,
+        &["api-extensions"],
+        &[status(
+            "apiextensions.k8s.io",
+            "v1",
+            "CustomResourceDefinition",
+        )],
+    ),
     // Reviews: `kubectl auth can-i` and `kubectl auth whoami`.
     review(
         "authorization.k8s.io",

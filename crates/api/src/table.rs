@@ -70,8 +70,10 @@ const fn w(name: &'static str, ty: &'static str, description: &'static str) -> C
     }
 }
 
-const NAME_DOC: &str = "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of a name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names";
-const AGE_DOC: &str = "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata";
+/// The Name column's description, as upstream's.
+pub const NAME_DOC: &str = "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of a name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names";
+/// The Age column's description, as upstream's.
+pub const AGE_DOC: &str = "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata";
 const CONTAINERS_DOC: &str = "Names of each container in the template.";
 const IMAGES_DOC: &str = "Images referenced by each container in the template.";
 const SELECTOR_DOC: &str = "A label query over pods that should match the replica count. It must match the pod template's labels. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors";
@@ -735,7 +737,7 @@ fn columns(kind: &str) -> &'static [Col] {
         "PersistentVolume" => PERSISTENT_VOLUME,
         "PersistentVolumeClaim" => PERSISTENT_VOLUME_CLAIM,
         "ResourceQuota" => RESOURCE_QUOTA,
-        "LimitRange" | "Role" | "ClusterRole" => CREATED_AT_ONLY,
+        "LimitRange" | "Role" | "ClusterRole" | "CustomResourceDefinition" => CREATED_AT_ONLY,
         "ControllerRevision" => CONTROLLER_REVISION,
         "Lease" => LEASE,
         "Ingress" => INGRESS,
@@ -818,7 +820,9 @@ fn cells_and_conditions(
         "PersistentVolume" => persistent_volume_cells(object, now),
         "PersistentVolumeClaim" => persistent_volume_claim_cells(object, now),
         "ResourceQuota" => resource_quota_cells(object, now),
-        "LimitRange" | "Role" | "ClusterRole" => vec![name(object), created_at(object)],
+        "LimitRange" | "Role" | "ClusterRole" | "CustomResourceDefinition" => {
+            vec![name(object), created_at(object)]
+        }
         "ControllerRevision" => controller_revision_cells(object, now),
         "Lease" => vec![
             name(object),
@@ -845,6 +849,16 @@ fn cells_and_conditions(
 /// `conditions` where Kubernetes sets them (finished pods), and `object` as `include_object` asks.
 pub fn row(kind: &str, object: &Value, now: SystemTime, include_object: IncludeObject) -> Value {
     let (cells, conditions) = cells_and_conditions(kind, object, now);
+    row_of_cells(cells, conditions, object, include_object)
+}
+
+/// A row of `cells` (and `conditions`, if any) for `object`, carrying as much of it as `include_object` asks.
+pub fn row_of_cells(
+    cells: Vec<Value>,
+    conditions: Option<Value>,
+    object: &Value,
+    include_object: IncludeObject,
+) -> Value {
     let mut row = Map::new();
     row.insert("cells".to_owned(), Value::Array(cells));
     if let Some(conditions) = conditions {
@@ -1384,7 +1398,8 @@ fn needs(kind: &str) -> &'static [(&'static str, Need)] {
                 Fields(&[("currentReplicas", All), ("currentMetrics", All)]),
             ),
         ],
-        // Name and age (LimitRange, Role, ClusterRole: name and creation time) and kinds without a printer.
+        // Name and age (LimitRange, Role, ClusterRole, CustomResourceDefinition: name and creation time) and
+        // kinds without a printer.
         _ => &[("metadata", META)],
     }
 }
@@ -4232,7 +4247,10 @@ mod tests {
                 defs.iter().filter(|d| d["priority"] == 0).count()
             );
             // Real objects never carry a null cell, except Created At without a timestamp.
-            if !matches!(resource.kind, "LimitRange" | "Role" | "ClusterRole") {
+            if !matches!(
+                resource.kind,
+                "LimitRange" | "Role" | "ClusterRole" | "CustomResourceDefinition"
+            ) {
                 assert!(
                     r["cells"].as_array().unwrap().iter().all(|c| !c.is_null()),
                     "{}",
@@ -4648,6 +4666,12 @@ mod tests {
                 json!({"metadata": m, "spec": {"replicas": 3, "selector": {"app": "web", "tier": "a"},
                 "template": {"spec": {"containers": [{"name": "web", "image": "nginx"}]}}},
                 "status": {"replicas": 3, "readyReplicas": 2}}),
+            ),
+            (
+                "CustomResourceDefinition",
+                json!({"metadata": m, "spec": {"group": "example.com", "scope": "Namespaced",
+                "names": {"plural": "widgets", "kind": "Widget"}, "versions": [{"name": "v1",
+                "served": true, "storage": true}]}}),
             ),
             ("Widget", json!({"metadata": m, "spec": {"size": 3}})),
         ];

@@ -41,15 +41,18 @@ impl Call<'_> {
         let writer = self.writer(part.subresource());
         let cx = writer.context();
         let failed = |e: ApplyError| self.apply_error(name, e);
-        // Absent: the apply creates it (a concurrent create makes it an update after all).
-        if part == Part::Main && self.read(name).await.is_err_and(|e| e.code == 404) {
+        let create = || async {
             let (object, _) =
                 gantry_apply::apply(None, &config, &ManagedFields::default(), force, &cx)
                     .map_err(failed)?;
-            match self
-                .create_object(object, &warnings, Tracking::Applied)
+            self.create_object(object, &warnings, Tracking::Applied)
                 .await
-            {
+        };
+        // Absent (as far as the watch cache knows): the apply creates it; a create that finds it after all
+        // makes it an update, and an update that finds it gone a create.
+        let absent = part == Part::Main && !self.cached(name);
+        if absent {
+            match create().await {
                 Err(e) if e.reason == "AlreadyExists" => {}
                 created => return created,
             }
@@ -61,11 +64,14 @@ impl Call<'_> {
                     .map_err(failed)?;
                 Ok(object)
             })
-            .await?;
-        Ok(with_warnings(
-            response::json(StatusCode::OK, &updated),
-            &warnings,
-        ))
+            .await;
+        match updated {
+            Err(e) if e.code == 404 && part == Part::Main && !absent => create().await,
+            updated => Ok(with_warnings(
+                response::json(StatusCode::OK, &updated?),
+                &warnings,
+            )),
+        }
     }
 
     /// The applied configuration: YAML (or JSON) naming this resource's kind and the object of the URL.

@@ -1,10 +1,11 @@
 //! Discovery: which groups, versions and resources the server has, in the legacy form (`/api`, `/apis`,
 //! `/api/v1`, `/apis/{g}/{v}`) and the aggregated one (`apidiscovery.k8s.io` v2 and v2beta1), chosen by `Accept`.
 
-use gantry_api::registry::{self, RESOURCES, ResourceType};
+use gantry_api::registry::{RESOURCES, ResourceType};
 use http::StatusCode;
 use serde_json::{Value, json};
 
+use crate::custom::Snapshot;
 use crate::response::{self, Response};
 
 /// Which answer the client's `Accept` asks for first.
@@ -34,9 +35,40 @@ pub(crate) fn negotiate(accept: Option<&str>) -> DiscoveryFormat {
     DiscoveryFormat::Legacy
 }
 
+/// Every served resource: the built-in ones, then the custom ones (preferred versions first).
+fn all_resources(custom: &Snapshot) -> Vec<&'static ResourceType> {
+    RESOURCES
+        .iter()
+        .chain(custom.served().iter().map(|s| s.resource))
+        .collect()
+}
+
+/// The groups of `resources` with their versions, in the order they first appear (the first version is the
+/// preferred one; custom groups order theirs as Kubernetes versions sort).
+fn groups(resources: &[&'static ResourceType]) -> Vec<(&'static str, Vec<&'static str>)> {
+    let mut groups: Vec<(&'static str, Vec<&'static str>)> = Vec::new();
+    for r in resources {
+        match groups.iter_mut().find(|(g, _)| *g == r.group) {
+            Some((_, versions)) if !versions.contains(&r.version) => versions.push(r.version),
+            Some(_) => {}
+            None => groups.push((r.group, vec![r.version])),
+        }
+    }
+    let builtin = |group: &str| RESOURCES.iter().any(|r| r.group == group);
+    for (group, versions) in &mut groups {
+        if !builtin(group) {
+            versions.sort_by(|a, b| {
+                gantry_crd::version_priority(b).cmp(&gantry_crd::version_priority(a))
+            });
+        }
+    }
+    groups
+}
+
 /// `/api` (core = true) or `/apis`.
-pub(crate) fn root(core: bool, format: DiscoveryFormat) -> Response {
-    let groups = registry::groups();
+pub(crate) fn root(core: bool, format: DiscoveryFormat, custom: &Snapshot) -> Response {
+    let resources = all_resources(custom);
+    let groups = groups(&resources);
     let groups = groups.iter().filter(|(group, _)| group.is_empty() == core);
     match format {
         DiscoveryFormat::Aggregated(version) => {
@@ -47,7 +79,7 @@ pub(crate) fn root(core: bool, format: DiscoveryFormat) -> Response {
                         "versions": versions.iter().map(|v| json!({
                             "version": v,
                             "freshness": "Current",
-                            "resources": resources_of(group, v).map(aggregated_resource).collect::<Vec<_>>(),
+                            "resources": resources_of(&resources, group, v).map(aggregated_resource).collect::<Vec<_>>(),
                         })).collect::<Vec<_>>(),
                     })
                 })
@@ -86,8 +118,8 @@ pub(crate) fn root(core: bool, format: DiscoveryFormat) -> Response {
 }
 
 /// `/apis/{group}`, if served.
-pub(crate) fn group(name: &str) -> Option<Response> {
-    let groups = registry::groups();
+pub(crate) fn group(name: &str, custom: &Snapshot) -> Option<Response> {
+    let groups = groups(&all_resources(custom));
     let (group, versions) = groups.iter().find(|(g, _)| !g.is_empty() && *g == name)?;
     let mut body = api_group(group, versions);
     body["kind"] = json!("APIGroup");
@@ -96,9 +128,10 @@ pub(crate) fn group(name: &str) -> Option<Response> {
 }
 
 /// `/api/v1` or `/apis/{group}/{version}`, if served.
-pub(crate) fn group_version(group: &str, version: &str) -> Option<Response> {
+pub(crate) fn group_version(group: &str, version: &str, custom: &Snapshot) -> Option<Response> {
+    let all = all_resources(custom);
     let mut resources = Vec::new();
-    for r in resources_of(group, version) {
+    for r in resources_of(&all, group, version) {
         resources.push(json!({
             "name": r.plural,
             "singularName": r.singular(),
@@ -138,11 +171,13 @@ pub(crate) fn group_version(group: &str, version: &str) -> Option<Response> {
 }
 
 fn resources_of<'a>(
+    resources: &'a [&'static ResourceType],
     group: &'a str,
     version: &'a str,
 ) -> impl Iterator<Item = &'static ResourceType> + 'a {
-    RESOURCES
+    resources
         .iter()
+        .copied()
         .filter(move |r| r.group == group && r.version == version)
 }
 

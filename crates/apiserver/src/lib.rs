@@ -5,6 +5,7 @@
 
 mod apply;
 mod bootstrap;
+mod custom;
 mod deletion;
 mod discovery;
 mod metrics;
@@ -57,6 +58,10 @@ pub struct Api {
     config: ApiConfig,
     tokens: Tokens,
     metrics: Arc<metrics::Metrics>,
+    /// What CustomResourceDefinitions serve.
+    catalog: custom::Catalog,
+    /// The custom resources' OpenAPI documents.
+    openapi: openapi::CustomDocuments,
 }
 
 impl std::fmt::Debug for Api {
@@ -81,12 +86,15 @@ impl Api {
         });
         let cache = WatchCache::start(store.clone(), Bytes::from_static(b"/registry/")).await?;
         bootstrap::run(&store, &cache, &config.services, config.advertise).await?;
+        tokio::spawn(custom::run_controller(store.clone(), cache.clone()));
         Ok(Api {
             store,
             cache,
             config,
             tokens,
             metrics,
+            catalog: custom::Catalog::default(),
+            openapi: openapi::CustomDocuments::default(),
         })
     }
 
@@ -162,22 +170,26 @@ impl Api {
             ));
         }
         if path.starts_with("/openapi/") {
-            return openapi::serve(path, accept.as_deref()).ok_or_else(not_found);
+            let custom = self.openapi.of(&*self.catalog.snapshot(&self.cache).await);
+            return openapi::serve(path, accept.as_deref(), &custom).ok_or_else(not_found);
         }
         let route = request::route(request.method(), path, &query);
         match route {
-            Route::CoreGroup => Ok(discovery::root(
-                true,
+            Route::CoreGroup | Route::Groups => Ok(discovery::root(
+                matches!(route, Route::CoreGroup),
                 discovery::negotiate(accept.as_deref()),
+                &*self.catalog.snapshot(&self.cache).await,
             )),
-            Route::Groups => Ok(discovery::root(
-                false,
-                discovery::negotiate(accept.as_deref()),
-            )),
-            Route::Group { group } => discovery::group(&group).ok_or_else(not_found),
-            Route::GroupVersion { group, version } => {
-                discovery::group_version(&group, &version).ok_or_else(not_found)
+            Route::Group { group } => {
+                discovery::group(&group, &*self.catalog.snapshot(&self.cache).await)
+                    .ok_or_else(not_found)
             }
+            Route::GroupVersion { group, version } => discovery::group_version(
+                &group,
+                &version,
+                &*self.catalog.snapshot(&self.cache).await,
+            )
+            .ok_or_else(not_found),
             Route::NotFound => Err(not_found()),
             Route::Resource(resource_request) => {
                 // The body is read first, so that even a refusal answers a client that has sent it all (curl
@@ -190,12 +202,22 @@ impl Api {
                     &Method::PATCH => read_body(request, PATCH_TYPES).await?,
                     _ => (Bytes::new(), response::JSON),
                 };
-                let resource = registry::find(
+                let (group, version, plural) = (
                     &resource_request.group,
                     &resource_request.version,
                     &resource_request.resource,
-                )
-                .ok_or_else(not_found)?;
+                );
+                let snapshot;
+                let (resource, custom) = match registry::find(group, version, plural) {
+                    Some(resource) => (resource, None),
+                    None => {
+                        snapshot = self.catalog.snapshot(&self.cache).await;
+                        let served = snapshot
+                            .find(group, version, plural)
+                            .ok_or_else(not_found)?;
+                        (served.resource, Some(served))
+                    }
+                };
                 // Cluster-scoped resources have no namespace; namespaced ones need one, except to list or
                 // watch across all namespaces.
                 let across_namespaces = matches!(resource_request.verb, Verb::List | Verb::Watch);
@@ -203,7 +225,7 @@ impl Api {
                 if scoped != resource.namespaced && !(resource.namespaced && across_namespaces) {
                     return Err(not_found());
                 }
-                let output = rest::Output::negotiate(accept.as_deref(), resource, &query)?;
+                let output = rest::Output::negotiate(accept.as_deref(), resource, custom, &query)?;
                 let call = rest::Call {
                     store: &self.store,
                     cache: &self.cache,
@@ -212,6 +234,7 @@ impl Api {
                     services: &self.config.services,
                     metrics: &self.metrics,
                     resource,
+                    custom,
                     request: &resource_request,
                     query: &query,
                     output,

@@ -106,41 +106,50 @@ async fn finish_deletion(store: Arc<dyn Store>, name: String) {
 /// Deletes every object in `namespace` (objects held by finalizers are marked for deletion instead); whether
 /// the namespace is now empty.
 async fn delete_contents(store: &Arc<dyn Store>, namespace: &str) -> Result<bool, ApiError> {
-    let mut empty = true;
     let mut prefixes: Vec<String> = RESOURCES
         .iter()
         .filter(|r| r.namespaced)
         .map(|r| format!("{}{namespace}/", r.store_prefix()))
         .collect();
+    prefixes.extend(crate::custom::namespaced_prefixes(store, namespace).await?);
     // Kinds served in two groups share one storage.
     prefixes.sort();
     prefixes.dedup();
+    let mut empty = true;
     for prefix in prefixes {
-        for kv in range_all(store, prefix.into()).await?.1 {
-            let mut object = objects::decode(&kv)?;
-            let result = if objects::has_finalizers(&object) {
-                empty = false;
-                if !mark_deleted(&mut object)? {
-                    continue;
-                }
-                store
-                    .update(kv.key, objects::encode(&object)?, kv.mod_revision)
-                    .await
-                    .map(drop)
-            } else {
-                let key = String::from_utf8_lossy(&kv.key).into_owned();
-                let deleted = store.delete(kv.key, Some(kv.mod_revision)).await.map(drop);
-                if deleted.is_ok() && key.starts_with("/registry/core/services/") {
-                    crate::services::release_held(store, &key, &object).await;
-                }
-                deleted
-            };
-            match result {
-                // Changed or gone meanwhile: whatever it is now, the namespace may not be empty.
-                Err(StoreError::Conflict { .. }) => empty = false,
-                Ok(()) | Err(StoreError::NotFound { .. }) => {}
-                Err(e) => return Err(e.into()),
+        empty &= delete_under(store, &prefix).await?;
+    }
+    Ok(empty)
+}
+
+/// Deletes every object under `prefix`, marking those held by finalizers for deletion instead; whether
+/// nothing is left.
+pub(crate) async fn delete_under(store: &Arc<dyn Store>, prefix: &str) -> Result<bool, ApiError> {
+    let mut empty = true;
+    for kv in range_all(store, prefix.to_owned().into()).await?.1 {
+        let mut object = objects::decode(&kv)?;
+        let result = if objects::has_finalizers(&object) {
+            empty = false;
+            if !mark_deleted(&mut object)? {
+                continue;
             }
+            store
+                .update(kv.key, objects::encode(&object)?, kv.mod_revision)
+                .await
+                .map(drop)
+        } else {
+            let key = String::from_utf8_lossy(&kv.key).into_owned();
+            let deleted = store.delete(kv.key, Some(kv.mod_revision)).await.map(drop);
+            if deleted.is_ok() && key.starts_with("/registry/core/services/") {
+                crate::services::release_held(store, &key, &object).await;
+            }
+            deleted
+        };
+        match result {
+            // Changed or gone meanwhile: whatever it is now, it may still be there.
+            Err(StoreError::Conflict { .. }) => empty = false,
+            Ok(()) | Err(StoreError::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(empty)

@@ -18,6 +18,7 @@ use gantry_watch_cache::{Object, WatchCache};
 use http::StatusCode;
 use serde_json::{Map, Value, json};
 
+use crate::custom::{self, Served};
 use crate::deletion::{self, DeleteOptions};
 use crate::namespaces;
 use crate::objects;
@@ -43,6 +44,8 @@ pub(crate) struct Call<'a> {
     pub(crate) services: &'a ServiceRanges,
     pub(crate) metrics: &'a Arc<crate::metrics::Metrics>,
     pub(crate) resource: &'static ResourceType,
+    /// What the CRD says, for a custom resource.
+    pub(crate) custom: Option<&'a Served>,
     pub(crate) request: &'a ResourceRequest,
     pub(crate) query: &'a HashMap<String, String>,
     /// How reads answer: objects, or Table rows.
@@ -50,7 +53,7 @@ pub(crate) struct Call<'a> {
 }
 
 /// How objects leave the server: as themselves, or as `meta.k8s.io/v1` Table rows (kubectl's human output).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) enum Output {
     Objects,
     /// Objects of a kind stored in another group's form (events.k8s.io Events), converted on the way out.
@@ -58,6 +61,12 @@ pub(crate) enum Output {
     Table {
         kind: &'static str,
         include: IncludeObject,
+    },
+    /// Custom resources of a CRD with several versions (each object labelled with the version asked for,
+    /// which is all `None` conversion does), or as Table rows with the CRD's printer columns.
+    Custom {
+        served: Served,
+        table: Option<IncludeObject>,
     },
 }
 
@@ -69,6 +78,7 @@ impl Output {
     pub(crate) fn negotiate(
         accept: Option<&str>,
         resource: &'static ResourceType,
+        custom: Option<&Served>,
         query: &HashMap<String, String>,
     ) -> Result<Output, ApiError> {
         for media in accept.unwrap_or("").split(',') {
@@ -82,9 +92,15 @@ impl Output {
                         ))
                     })?,
                 };
-                return Ok(Output::Table {
-                    kind: resource.kind,
-                    include,
+                return Ok(match custom {
+                    Some(served) => Output::Custom {
+                        served: served.clone(),
+                        table: Some(include),
+                    },
+                    None => Output::Table {
+                        kind: resource.kind,
+                        include,
+                    },
                 });
             }
             if matches!(params.first(), Some(&("application/json" | "*/*"))) {
@@ -94,14 +110,40 @@ impl Output {
         if gantry_api::convert::is_converted(resource) {
             return Ok(Output::Converted(resource));
         }
+        if let Some(served) = custom.filter(|s| s.definition.versions.len() > 1) {
+            return Ok(Output::Custom {
+                served: served.clone(),
+                table: None,
+            });
+        }
         Ok(Output::Objects)
     }
 
     /// One object (a GET, or a watch event's object).
-    pub(crate) fn one(self, object: Value) -> Value {
+    pub(crate) fn one(&self, object: Value) -> Value {
         match self {
             Output::Objects => object,
             Output::Converted(resource) => gantry_api::convert::from_storage(resource, object),
+            Output::Custom {
+                served,
+                table: None,
+            } => custom::relabel(served.resource, object),
+            Output::Custom {
+                served,
+                table: Some(include),
+            } => {
+                let rv = object
+                    .pointer("/metadata/resourceVersion")
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                custom::table(
+                    served,
+                    &[object],
+                    json!({"resourceVersion": rv}),
+                    SystemTime::now(),
+                    *include,
+                )
+            }
             Output::Table { kind, include } => {
                 let rv = object
                     .pointer("/metadata/resourceVersion")
@@ -112,15 +154,15 @@ impl Output {
                     &[object],
                     json!({"resourceVersion": rv}),
                     SystemTime::now(),
-                    include,
+                    *include,
                 )
             }
         }
     }
 
-    fn respond(self, status: StatusCode, body: &Value) -> Response {
+    fn respond(&self, status: StatusCode, body: &Value) -> Response {
         let mut response = response::json(status, body);
-        if let Output::Table { .. } = self {
+        if let Output::Table { .. } | Output::Custom { table: Some(_), .. } = self {
             response.headers_mut().insert(
                 http::header::CONTENT_TYPE,
                 http::HeaderValue::from_static(TABLE),
@@ -171,11 +213,19 @@ impl Call<'_> {
 
     /// A stored object as this resource serves it (see `gantry_api::convert`).
     fn view(&self, stored: Value) -> Value {
+        if self.custom.is_some() {
+            return custom::relabel(self.resource, stored);
+        }
         gantry_api::convert::from_storage(self.resource, stored)
     }
 
     /// The bytes to store for an object of this resource, in its stored form.
     fn encode(&self, object: &Value) -> Result<Bytes, ApiError> {
+        if let Some(served) = self.custom.filter(|s| s.definition.versions.len() > 1) {
+            let mut object = object.clone();
+            object["apiVersion"] = json!(served.storage_api_version());
+            return objects::encode(&object);
+        }
         if gantry_api::convert::is_converted(self.resource) {
             return objects::encode(&gantry_api::convert::to_storage(
                 self.resource,
@@ -264,7 +314,7 @@ impl Call<'_> {
                     response::JSON,
                     object.json.clone(),
                 )),
-                Output::Converted(_) | Output::Table { .. } => {
+                _ => {
                     let value = cached_value(&object)?;
                     Ok(self.output.respond(StatusCode::OK, &self.output.one(value)))
                 }
@@ -276,6 +326,11 @@ impl Call<'_> {
             .respond(StatusCode::OK, &self.output.one(objects::decode(&kv)?)))
     }
 
+    /// Whether the watch cache holds the object (it may be a moment behind the store).
+    pub(crate) fn cached(&self, name: &str) -> bool {
+        self.cache.get(&self.key(name)).1.is_some()
+    }
+
     pub(crate) async fn read(&self, name: &str) -> Result<KeyValue, ApiError> {
         self.store
             .get(&self.key(name), None)
@@ -285,7 +340,7 @@ impl Call<'_> {
     }
 
     pub(crate) async fn list(&self) -> Result<Response, ApiError> {
-        let selectors = Selectors::from_query(self.query)?;
+        let selectors = self.selectors()?;
         let limit: usize = match self.query.get("limit") {
             Some(l) => l
                 .parse()
@@ -319,7 +374,7 @@ impl Call<'_> {
                     let body = table_json(kind, include, metadata, &listed.objects)?;
                     Ok(response::bytes(StatusCode::OK, TABLE, body))
                 }
-                Output::Converted(_) => {
+                Output::Converted(_) | Output::Custom { .. } => {
                     let items = listed
                         .objects
                         .iter()
@@ -375,16 +430,20 @@ impl Call<'_> {
 
     /// A list of parsed objects, as objects or as a Table.
     fn list_response(&self, metadata: Value, items: Vec<Value>) -> Response {
-        let body = match self.output {
-            Output::Objects | Output::Converted(_) => json!({
+        let body = match &self.output {
+            Output::Objects | Output::Converted(_) | Output::Custom { table: None, .. } => json!({
                 "kind": format!("{}List", self.resource.kind),
                 "apiVersion": self.resource.api_version(),
                 "metadata": metadata,
                 "items": items.into_iter().map(|o| self.output.one(o)).collect::<Vec<_>>(),
             }),
             Output::Table { kind, include } => {
-                table::table(kind, &items, metadata, SystemTime::now(), include)
+                table::table(kind, &items, metadata, SystemTime::now(), *include)
             }
+            Output::Custom {
+                served,
+                table: Some(include),
+            } => custom::table(served, &items, metadata, SystemTime::now(), *include),
         };
         self.output.respond(StatusCode::OK, &body)
     }
@@ -440,8 +499,12 @@ impl Call<'_> {
         }
     }
 
-    /// The kind's schema for server-side apply: the vendored OpenAPI one, else deduced from the values.
+    /// The kind's schema for server-side apply: the vendored OpenAPI one or a CRD's, else deduced from the
+    /// values.
     pub(crate) fn apply_schema(&self) -> Box<dyn gantry_apply::Schema> {
+        if let Some(served) = self.custom {
+            return Box::new(served.apply_schema());
+        }
         let r = self.resource;
         match gantry_apply::schema_for(r.group, r.version, r.kind) {
             Some(schema) => Box::new(schema),
@@ -482,11 +545,14 @@ impl Call<'_> {
             self.resource.version,
             self.resource.kind,
         );
-        let mut unknown: Vec<String> =
-            crate::openapi::prune_unknown_fields(group, version, kind, object)
-                .into_iter()
-                .map(|field| format!("unknown field \"{field}\""))
-                .collect();
+        let pruned = match self.custom {
+            Some(served) => served.version().schema.prune(object),
+            None => crate::openapi::prune_unknown_fields(group, version, kind, object),
+        };
+        let mut unknown: Vec<String> = pruned
+            .into_iter()
+            .map(|field| format!("unknown field \"{field}\""))
+            .collect();
         if mode != "Ignore"
             && let Some(body) = body
         {
@@ -574,8 +640,18 @@ impl Call<'_> {
         }
         self.validate_name(&name)?;
         let (group, kind) = (self.resource.group, self.resource.kind);
-        gantry_api::defaults::apply(group, kind, &mut object);
+        if let Some(served) = self.custom {
+            custom::check_accepts_objects(served)?;
+        }
+        self.apply_defaults(&mut object);
         objects::prepare_for_create(&mut object);
+        if self.custom.is_some() {
+            // Custom resources count generations from 1 whether or not they have a spec.
+            objects::metadata_mut(&mut object)?.insert("generation".into(), json!(1));
+        }
+        if self.is_crd() {
+            custom::prepare_crd_for_create(&mut object);
+        }
         objects::normalize(group, kind, &mut object)?;
         if (group, kind) == ("", "Pod") {
             crate::pods::initial_status(&mut object);
@@ -586,7 +662,7 @@ impl Call<'_> {
         if tracking == Tracking::Update {
             self.track_managed_fields(None, &mut object, "");
         }
-        let errors = validate::validate_create(group, kind, &object);
+        let errors = self.validate_new(&object);
         if !errors.is_empty() {
             return Err(self.invalid(&name, errors));
         }
@@ -672,6 +748,14 @@ impl Call<'_> {
                 )],
             ));
         }
+        if self.custom.is_some() && media == "application/strategic-merge-patch+json" {
+            return Err(ApiError {
+                code: 415,
+                reason: "UnsupportedMediaType",
+                message: "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml".into(),
+                details: None,
+            });
+        }
         let patch = parse_patch(body)?;
         let schema = gantry_patch::BuiltinSchema::for_kind(self.resource.group, self.resource.kind);
         // A merge or strategic patch has the object's shape: its duplicate keys are the object's.
@@ -693,7 +777,7 @@ impl Call<'_> {
     /// GET of the `scale` subresource: an `autoscaling/v1` `Scale`.
     pub(crate) async fn get_scale(&self, name: &str) -> Result<Response, ApiError> {
         let object = objects::decode(&self.read(name).await?)?;
-        Ok(response::json(StatusCode::OK, &scale_of(&object)))
+        Ok(response::json(StatusCode::OK, &self.scale_of(&object)))
     }
 
     /// PUT (`media` = None) or PATCH of the `scale` subresource: only `spec.replicas` changes.
@@ -709,7 +793,7 @@ impl Call<'_> {
                 let scale = match media {
                     None => input.clone(),
                     Some(media) => {
-                        apply_patch(&scale_of(base), &input, media, &gantry_patch::NoSchema)?
+                        apply_patch(&self.scale_of(base), &input, media, &gantry_patch::NoSchema)?
                     }
                 };
                 let replicas = scale
@@ -729,7 +813,12 @@ impl Call<'_> {
                     ));
                 }
                 let mut object = base.clone();
-                object["spec"]["replicas"] = json!(replicas);
+                match self.custom.and_then(|s| s.version().scale.as_ref()) {
+                    Some(scale) => {
+                        custom::set_path(&mut object, &scale.spec_replicas_path, json!(replicas))
+                    }
+                    None => object["spec"]["replicas"] = json!(replicas),
+                }
                 // A resourceVersion in the Scale is a precondition on the object.
                 if let Some(rv) = scale
                     .pointer("/metadata/resourceVersion")
@@ -741,7 +830,7 @@ impl Call<'_> {
                 Ok(object)
             })
             .await?;
-        Ok(response::json(StatusCode::OK, &scale_of(&updated)))
+        Ok(response::json(StatusCode::OK, &self.scale_of(&updated)))
     }
 
     /// Reads the object, makes its new version with `change` (given the current one without its
@@ -820,7 +909,7 @@ impl Call<'_> {
                 return Err(ApiError::conflict(self.group_resource(), name));
             }
             let (group, kind) = (self.resource.group, self.resource.kind);
-            gantry_api::defaults::apply(group, kind, &mut object);
+            self.apply_defaults(&mut object);
             objects::prepare_for_update(&mut object, &old);
             objects::normalize(group, kind, &mut object)?;
             if (group, kind) == ("", "Service") {
@@ -831,7 +920,7 @@ impl Call<'_> {
             }
             let errors = match part {
                 Part::System => Vec::new(),
-                Part::Main | Part::Status => validate::validate_update(group, kind, &object, &old),
+                Part::Main | Part::Status => self.validate_changed(&object, &old),
             };
             if !errors.is_empty() {
                 return Err(self.invalid(name, errors));
@@ -967,7 +1056,7 @@ impl Call<'_> {
     /// DELETE of a collection: every object the selectors match, each as [`delete`](Self::delete) would; the
     /// answer lists them.
     async fn delete_collection(&self, options: &DeleteOptions) -> Result<Response, ApiError> {
-        let selectors = Selectors::from_query(self.query)?;
+        let selectors = self.selectors()?;
         let (_, candidates) = self.read_all(&selectors).await?;
         let mut deleted = Vec::new();
         for object in candidates {
@@ -1072,6 +1161,85 @@ impl Call<'_> {
         Ok(object)
     }
 
+    /// The request's label and field selectors. Custom resources are selected by name, namespace and the
+    /// fields their CRD makes selectable; other fields are refused, as upstream does.
+    pub(crate) fn selectors(&self) -> Result<Selectors, ApiError> {
+        let selectors = Selectors::from_query(self.query)?;
+        if let Some(served) = self.custom {
+            let mut supported = vec!["metadata.name", "metadata.namespace"];
+            supported.extend(
+                served
+                    .version()
+                    .selectable_fields
+                    .iter()
+                    .map(String::as_str),
+            );
+            selectors.fields.check_supported(&supported)?;
+        }
+        Ok(selectors)
+    }
+
+    fn is_crd(&self) -> bool {
+        (self.resource.group, self.resource.kind)
+            == ("apiextensions.k8s.io", "CustomResourceDefinition")
+    }
+
+    /// Defaulting: the kind's built-in defaults, a CRD's own, or those of a custom resource's schema.
+    fn apply_defaults(&self, object: &mut Value) {
+        match self.custom {
+            Some(served) => served.version().schema.apply_defaults(object),
+            None if self.is_crd() => gantry_crd::apply_defaults(object),
+            None => gantry_api::defaults::apply(self.resource.group, self.resource.kind, object),
+        }
+    }
+
+    /// What is wrong with a new object: the kind's rules (for kinds without their own, the metadata's), and
+    /// a CRD's rules or a custom resource's schema.
+    fn validate_new(&self, object: &Value) -> Vec<FieldError> {
+        let mut errors = validate::validate_create(self.resource.group, self.resource.kind, object);
+        match self.custom {
+            Some(served) => errors.extend(served.version().schema.validate(object)),
+            None if self.is_crd() => errors.extend(gantry_crd::validate_create(object)),
+            None => {}
+        }
+        errors
+    }
+
+    /// [`validate_new`](Self::validate_new) for a change of `old` into `object`.
+    fn validate_changed(&self, object: &Value, old: &Value) -> Vec<FieldError> {
+        let (group, kind) = (self.resource.group, self.resource.kind);
+        let mut errors = validate::validate_update(group, kind, object, old);
+        match self.custom {
+            Some(served) => errors.extend(served.version().schema.validate(object)),
+            None if self.is_crd() => errors.extend(gantry_crd::validate_update(object, old)),
+            None => {}
+        }
+        errors
+    }
+
+    /// The `autoscaling/v1` `Scale` of the object: from `spec.replicas`, `status.replicas` and
+    /// `spec.selector`, or where a custom resource's CRD says.
+    fn scale_of(&self, object: &Value) -> Value {
+        let mut scale = scale_of(object);
+        if let Some(paths) = self.custom.and_then(|s| s.version().scale.as_ref()) {
+            let replicas = |path: &str| {
+                custom::get_path(object, path)
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0)
+            };
+            scale["spec"]["replicas"] = json!(replicas(&paths.spec_replicas_path));
+            scale["status"]["replicas"] = json!(replicas(&paths.status_replicas_path));
+            let selector = paths
+                .label_selector_path
+                .as_deref()
+                .and_then(|path| custom::get_path(object, path))
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            scale["status"]["selector"] = json!(selector);
+        }
+        scale
+    }
+
     fn validate_name(&self, name: &str) -> Result<(), ApiError> {
         // Namespaces are DNS labels (they become parts of DNS names); most other kinds DNS subdomains.
         let problems = if self.resource.plural == "namespaces" {
@@ -1093,17 +1261,23 @@ impl Call<'_> {
         ApiError::invalid(self.group_kind(), name, &errors)
     }
 
-    /// New objects need their namespace to exist and not to be terminating.
+    /// New objects need their namespace to exist and not to be terminating. The watch cache answers (as
+    /// upstream's admission answers from its informer); the store, when the namespace is too new for it.
     async fn check_namespace_accepts_objects(&self, namespace: &str) -> Result<(), ApiError> {
         let key = format!("/registry/core/namespaces/{namespace}");
-        let namespaces = GroupResource::new("", "namespaces");
-        let kv = self
-            .store
-            .get(key.as_bytes(), None)
-            .await
-            .map_err(ApiError::from)?
-            .ok_or_else(|| ApiError::not_found(namespaces, namespace))?;
-        let object = objects::decode(&kv)?;
+        let object = match self.cache.get(key.as_bytes()).1 {
+            Some(cached) => cached_value(&cached)?,
+            None => {
+                let namespaces = GroupResource::new("", "namespaces");
+                let kv = self
+                    .store
+                    .get(key.as_bytes(), None)
+                    .await
+                    .map_err(ApiError::from)?
+                    .ok_or_else(|| ApiError::not_found(namespaces, namespace))?;
+                objects::decode(&kv)?
+            }
+        };
         if object.pointer("/metadata/deletionTimestamp").is_some()
             || object.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating")
         {

@@ -34,7 +34,7 @@ impl Call<'_> {
     }
 
     pub(crate) async fn watch(&self) -> Result<Response, ApiError> {
-        let selectors = Selectors::from_query(self.query)?;
+        let selectors = self.selectors()?;
         let timeout = self
             .query
             .get("timeoutSeconds")
@@ -56,7 +56,7 @@ impl Call<'_> {
         }
         // No resourceVersion (or "0"), or sendInitialEvents: the current objects as ADDED events first (ended
         // by a bookmark for sendInitialEvents), then changes after them.
-        let output = self.output;
+        let output = self.output.clone();
         let initial_list = send_initial
             || matches!(
                 self.query.get("resourceVersion").map(String::as_str),
@@ -70,7 +70,7 @@ impl Call<'_> {
                 let lines = listed
                     .objects
                     .iter()
-                    .filter_map(|o| cached_watch_line(EventType::Added, o, output))
+                    .filter_map(|o| cached_watch_line(EventType::Added, o, &output))
                     .collect();
                 (listed.revision, lines)
             }
@@ -103,7 +103,7 @@ impl Call<'_> {
                         futures::future::ready(match event {
                             Ok(event) => {
                                 seen_by_events.store(event.revision(), Ordering::Relaxed);
-                                cached_watch_event(&event, &selectors, output)
+                                cached_watch_event(&event, &selectors, &output)
                             }
                             Err(e) => Some(error_line(e)),
                         })
@@ -116,7 +116,7 @@ impl Call<'_> {
                             futures::future::ready(match event {
                                 Ok(event) => {
                                     seen_by_events.store(event.revision(), Ordering::Relaxed);
-                                    watch_event(&event, &selectors, output)
+                                    watch_event(&event, &selectors, &output)
                                 }
                                 Err(e) => Some(error_line(e)),
                             })
@@ -174,7 +174,11 @@ impl Call<'_> {
 }
 
 /// The watch line for a cached object; objects go out as the bytes the cache holds.
-pub(crate) fn cached_watch_line(kind: EventType, object: &Object, output: Output) -> Option<Bytes> {
+pub(crate) fn cached_watch_line(
+    kind: EventType,
+    object: &Object,
+    output: &Output,
+) -> Option<Bytes> {
     match output {
         Output::Objects => {
             let mut line = Vec::with_capacity(object.json.len() + 32);
@@ -185,7 +189,7 @@ pub(crate) fn cached_watch_line(kind: EventType, object: &Object, output: Output
             line.extend_from_slice(b"}\n");
             Some(line.into())
         }
-        Output::Converted(_) | Output::Table { .. } => Some(watch_line(
+        _ => Some(watch_line(
             kind.as_str(),
             &output.one(cached_value(object).ok()?),
         )),
@@ -193,7 +197,7 @@ pub(crate) fn cached_watch_line(kind: EventType, object: &Object, output: Output
 }
 
 /// [`watch_event`] for the cache's events.
-fn cached_watch_event(event: &Event, selectors: &Selectors, output: Output) -> Option<Bytes> {
+fn cached_watch_event(event: &Event, selectors: &Selectors, output: &Output) -> Option<Bytes> {
     let before = event
         .prev
         .as_ref()
@@ -213,7 +217,7 @@ pub(crate) fn watch_line(kind: &str, object: &Value) -> Bytes {
 
 /// The watch line for a store event, as seen through the selectors: an object that stops matching is
 /// DELETED for this watcher, one that starts matching ADDED.
-fn watch_event(event: &WatchEvent, selectors: &Selectors, output: Output) -> Option<Bytes> {
+fn watch_event(event: &WatchEvent, selectors: &Selectors, output: &Output) -> Option<Bytes> {
     let decode = |kv: &KeyValue| objects::decode(kv).ok();
     let previous = event
         .prev

@@ -34,8 +34,8 @@ pub use managed::{
 };
 pub use manager::{FIELD_MANAGER_MAX_LENGTH, default_manager};
 pub use schema::{
-    DeducedSchema, Field, ListKind, Node, OpenApiSchema, ScalarKind, Schema, Shape, Struct,
-    schema_for,
+    CompiledSchema, DeducedSchema, Field, ListKind, Node, OpenApiSchema, ScalarKind, Schema, Shape,
+    Struct, schema_for,
 };
 
 /// Who writes, through what, and when.

@@ -1023,3 +1023,76 @@ fn chains_of_arbitrary_applies_and_updates_keep_their_invariants() {
         "applied {applied}, conflicted {conflicted}"
     );
 }
+
+/// A custom resource's schema (a list map keyed by `name`), compiled at run time; `metadata` is `ObjectMeta`.
+#[test]
+fn compiled_schemas_merge_list_maps_of_custom_resources() {
+    use gantry_openapi::StructuralSchema;
+    let typed = |t: &str| StructuralSchema {
+        types: vec![t.to_owned()],
+        ..Default::default()
+    };
+    let item = StructuralSchema {
+        types: vec!["object".into()],
+        properties: [
+            ("name".into(), typed("string")),
+            ("port".into(), typed("integer")),
+        ]
+        .into(),
+        ..Default::default()
+    };
+    let spec = StructuralSchema {
+        types: vec!["object".into()],
+        properties: [(
+            "endpoints".into(),
+            StructuralSchema {
+                types: vec!["array".into()],
+                items: Some(Box::new(item)),
+                list_type: Some("map".into()),
+                list_map_keys: vec!["name".into()],
+                ..Default::default()
+            },
+        )]
+        .into(),
+        ..Default::default()
+    };
+    let root = StructuralSchema {
+        types: vec!["object".into()],
+        properties: [("spec".into(), spec)].into(),
+        ..Default::default()
+    };
+    let schema = gantry_apply::CompiledSchema::compile(&root);
+    let widget = |endpoints: Value| {
+        json!({"apiVersion": "example.com/v1", "kind": "Widget",
+            "metadata": {"name": "w", "labels": {"a": "b"}}, "spec": {"endpoints": endpoints}})
+    };
+    let (live, managed) = apply(
+        None,
+        &widget(json!([{"name": "a", "port": 1}])),
+        &ManagedFields::default(),
+        false,
+        &cx("one", "example.com/v1", &schema, T0),
+    )
+    .unwrap();
+    let (live, managed) = apply(
+        Some(&live),
+        &widget(json!([{"name": "b", "port": 2}])),
+        &managed,
+        false,
+        &cx("two", "example.com/v1", &schema, T1),
+    )
+    .unwrap();
+    // Keyed by name: both entries stay, each owned by its applier.
+    assert_eq!(
+        live["spec"]["endpoints"],
+        json!([{"name": "a", "port": 1}, {"name": "b", "port": 2}])
+    );
+    let two = managed.get("two", Operation::Apply).unwrap();
+    assert!(
+        two.fields
+            .to_fields_v1_string()
+            .contains(r#"k:{\"name\":\"b\"}"#)
+    );
+    let one = managed.get("one", Operation::Apply).unwrap();
+    assert!(one.fields.to_fields_v1_string().contains(r#""f:labels""#));
+}

@@ -2,13 +2,13 @@
 //!
 //! - (a) start: spawn to the first 200 on `/readyz`, on an empty data directory (median of `--starts`);
 //! - (b) memory: VmRSS and VmHWM after 2,000 pods and 2,000 ConfigMaps (`--rss-objects`);
-//! - (c) the load generator's workloads (create, get, list, watch) on a fresh server.
+//! - (c) the load generator's workloads (create, get, list, watch, apply, crd) on a fresh server.
 //!
 //! ```sh
 //! cargo build --release -p gantry          # the server under test: target/release/gantry
 //! cargo bench -p gantry-loadgen --bench api
 //! # options: --gantry PATH --starts 5 --rss-objects 2000 --clients 16 --creates 10000 --gets 10000
-//! #          --list-objects 10000 --watchers 1000 --watch-events 100 --applies 1000
+//! #          --list-objects 10000 --watchers 1000 --watch-events 100 --applies 1000 --crds 20
 //! ```
 //!
 //! The server is found at `--gantry`, `$GANTRY_BIN`, `$CARGO_TARGET_DIR/release/gantry`, or the workspace's
@@ -53,6 +53,7 @@ fn args() -> Args {
             "--watchers" => options.watchers = number(),
             "--watch-events" => options.watch_events = number(),
             "--applies" => options.applies = number(),
+            "--crds" => options.crds = number(),
             _ => {} // `cargo bench` passes --bench
         }
     }
@@ -266,6 +267,13 @@ async fn main() {
             created.count,
             ms(created.wall),
             ms(changed.wall)
+        );
+    }
+    if let Some(c) = report.crd {
+        println!(
+            "  CRD usable (discovery + first instance) p50 {} max {}   target <= 1 s",
+            ms(c.usable.p50),
+            ms(c.usable.max)
         );
     }
 }

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 pub use client::Client;
 pub use kubeconfig::Target;
-pub use workloads::{Options, Report, Session, Workload, run};
+pub use workloads::{CrdResult, Options, Report, Session, Workload, run};
 
 /// What can go wrong.
 #[derive(Debug, thiserror::Error)]
@@ -89,11 +89,14 @@ pub struct ApiArgs {
     /// ConfigMaps to apply server-side (twice: created, then changed), one at a time.
     #[arg(long, default_value_t = 1_000)]
     pub applies: usize,
+    /// CRDs to create, one at a time, timing how soon each is usable.
+    #[arg(long, default_value_t = 20)]
+    pub crds: usize,
     /// Workloads to run.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "create,get,list,watch,apply"
+        default_value = "create,get,list,watch,apply,crd"
     )]
     pub workloads: Vec<Workload>,
     /// Bound on each workload, in seconds.
@@ -114,6 +117,7 @@ impl ApiArgs {
             watch_events: self.watch_events,
             watch_interval: Duration::from_millis(self.watch_interval_ms),
             applies: self.applies,
+            crds: self.crds,
             workloads: self.workloads.clone(),
             namespace: self.namespace.clone(),
             timeout: Duration::from_secs(self.timeout_s),

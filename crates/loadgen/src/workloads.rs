@@ -109,6 +109,15 @@ pub struct WatchResult {
     pub latency: Summary,
 }
 
+/// The CRD workload's figures: time from a CRD's create to its resource in discovery, in OpenAPI, and to the
+/// first instance created.
+#[derive(Clone, Copy, Debug)]
+pub struct CrdResult {
+    pub discovery: Summary,
+    pub openapi: Summary,
+    pub usable: Summary,
+}
+
 /// One session against an API server: a client and the namespace the workloads use.
 #[derive(Debug)]
 pub struct Session {
@@ -268,6 +277,82 @@ impl Session {
             clients: 1,
             wall: start.elapsed(),
             latency: Summary::of(&mut latencies),
+        })
+    }
+
+    /// Creates `count` CRDs one after another and times, for each, how long after its create was answered its
+    /// resource is in discovery (`/apis/<group>/v1`), in OpenAPI (`/openapi/v3/apis/<group>/v1`), and an
+    /// instance is created (each retried every 2 ms until it succeeds); every CRD is deleted afterwards.
+    pub async fn crds(&self, count: usize) -> Result<CrdResult, Error> {
+        let (mut discovered, mut documented, mut usable) = (Vec::new(), Vec::new(), Vec::new());
+        let run = unique();
+        for i in 0..count {
+            let group = format!("r{run:x}-{i}.loadgen.gantry.dev");
+            let name = format!("things.{group}");
+            let crd = json!({
+                "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                "metadata": {"name": name},
+                "spec": {"group": group, "scope": "Namespaced",
+                    "names": {"plural": "things", "singular": "thing", "kind": "Thing"},
+                    "versions": [{"name": "v1", "served": true, "storage": true,
+                        "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                            "spec": {"type": "object", "properties": {"size": {"type": "integer"}}}}}}}]}
+            });
+            let crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
+            self.client
+                .expect(
+                    None,
+                    Method::POST,
+                    crds,
+                    JSON,
+                    Some((JSON, Bytes::from(crd.to_string()))),
+                    &[StatusCode::CREATED],
+                )
+                .await?;
+            let start = Instant::now();
+            let retry = |path: String, method: Method, body: Option<Value>| {
+                let client = self.client.clone();
+                async move {
+                    loop {
+                        let body = body.as_ref().map(|b| (JSON, Bytes::from(b.to_string())));
+                        let (status, _) =
+                            client.send(None, method.clone(), &path, JSON, body).await?;
+                        if status.is_success() {
+                            return Ok::<_, Error>(());
+                        }
+                        if start.elapsed() > Duration::from_secs(10) {
+                            return Err(Error::Check(format!(
+                                "{method} {path}: still {status} after 10 s"
+                            )));
+                        }
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                    }
+                }
+            };
+            retry(format!("/apis/{group}/v1"), Method::GET, None).await?;
+            discovered.push(start.elapsed());
+            retry(format!("/openapi/v3/apis/{group}/v1"), Method::GET, None).await?;
+            documented.push(start.elapsed());
+            let thing = json!({"apiVersion": format!("{group}/v1"), "kind": "Thing",
+                "metadata": {"name": "one"}, "spec": {"size": 1}});
+            let things = format!("/apis/{group}/v1/namespaces/{}/things", self.namespace);
+            retry(things, Method::POST, Some(thing)).await?;
+            usable.push(start.elapsed());
+            self.client
+                .expect(
+                    None,
+                    Method::DELETE,
+                    &format!("{crds}/{name}"),
+                    JSON,
+                    None,
+                    &[StatusCode::OK],
+                )
+                .await?;
+        }
+        Ok(CrdResult {
+            discovery: Summary::of(&mut discovered),
+            openapi: Summary::of(&mut documented),
+            usable: Summary::of(&mut usable),
         })
     }
 
@@ -542,6 +627,8 @@ pub enum Workload {
     Watch,
     /// Server-side apply of ConfigMaps, one after another: created, then changed.
     Apply,
+    /// CRDs created one after another: how soon each is usable.
+    Crd,
 }
 
 /// Sizes and bounds of a run.
@@ -565,6 +652,8 @@ pub struct Options {
     pub watch_interval: Duration,
     /// ConfigMaps the apply workload applies (twice).
     pub applies: usize,
+    /// CRDs the crd workload creates.
+    pub crds: usize,
     /// Which workloads run, in the order create, get, list, watch, apply.
     pub workloads: Vec<Workload>,
     /// Namespace to use; `None`: a fresh `loadgen-…` namespace, deleted at the end.
@@ -585,12 +674,14 @@ impl Default for Options {
             watch_events: 100,
             watch_interval: Duration::from_millis(10),
             applies: 1_000,
+            crds: 20,
             workloads: vec![
                 Workload::Create,
                 Workload::Get,
                 Workload::List,
                 Workload::Watch,
                 Workload::Apply,
+                Workload::Crd,
             ],
             namespace: None,
             timeout: Duration::from_secs(600),
@@ -613,6 +704,8 @@ pub struct Report {
     pub watch: Option<WatchResult>,
     /// Server-side applies: the pass that creates, the pass that changes.
     pub apply: Option<(Throughput, Throughput)>,
+    /// CRDs becoming usable.
+    pub crd: Option<CrdResult>,
 }
 
 /// Runs the chosen workloads against `target`, printing one result line per workload.
@@ -736,6 +829,14 @@ async fn run_in(session: &Session, o: &Options) -> Result<Report, Error> {
             changed.latency
         );
         report.apply = Some((created, changed));
+    }
+    if wants(Workload::Crd) {
+        let c = bounded(o.timeout, session.crds(o.crds)).await?;
+        println!(
+            "crd: {} CRDs, from create to: discovery {}; OpenAPI {}; first instance created {}",
+            c.usable.count, c.discovery, c.openapi, c.usable
+        );
+        report.crd = Some(c);
     }
     Ok(report)
 }

@@ -17,11 +17,14 @@ PACKAGES = [
     "authorization.v1",
 ]
 
+# CustomResourceDefinitions live outside io.k8s.api.
+APIEXTENSIONS = "apiextensions-apiserver.pkg.apis.apiextensions.v1"
+
 
 def refs(schema, out):
     if isinstance(schema, dict):
         for key, value in schema.items():
-            if key == "$ref":
+            if key == "$ref" and isinstance(value, str):
                 out.add(value.rsplit("/", 1)[-1])
             else:
                 refs(value, out)
@@ -34,6 +37,7 @@ def main():
     with open(sys.argv[1]) as f:
         defs = json.load(f)["$defs"]
     roots = [n for n in defs if any(n.startswith(f"io.k8s.api.{p}.") for p in PACKAGES)]
+    roots += [n for n in defs if n.startswith(f"io.k8s.{APIEXTENSIONS}.")]
     roots += [n for n in defs if n.startswith("io.k8s.apimachinery.")]
     keep, stack = set(), roots
     while stack:

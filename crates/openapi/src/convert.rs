@@ -72,6 +72,24 @@ impl Definitions {
             .map(String::as_str)
     }
 
+    /// Adds a definition in the vendored form (references as `#/$defs/<name>`), indexed by its
+    /// `x-kubernetes-group-version-kind`: how custom resources' schemas join the built-in ones.
+    pub(crate) fn insert(&mut self, name: &str, schema: Value) {
+        for gvk in schema
+            .get(GVK)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let part = |key: &str| gvk.get(key).and_then(Value::as_str).unwrap_or_default();
+            self.kinds.insert(
+                gvk_key(part("group"), part("version"), part("kind")),
+                name.to_owned(),
+            );
+        }
+        self.schemas.insert(name.to_owned(), schema);
+    }
+
     /// `roots` and every definition they reference, directly or not (unknown names are skipped).
     pub(crate) fn closure<'a>(
         &'a self,

@@ -8,6 +8,7 @@
 //! unknown-field model is built on first use too, straight from the vendored text.
 
 mod convert;
+mod custom;
 mod strict;
 mod structural;
 mod v2;
@@ -17,6 +18,7 @@ use std::sync::OnceLock;
 
 use serde_json::{Map, Value, json};
 
+pub use custom::{CustomKind, custom_v3_documents};
 pub use structural::{StructuralDefinitions, StructuralSchema, structural_definitions};
 
 /// The media type of the `/openapi/v2` protobuf, as upstream labels it. kubectl ≤ 1.28 asks for it under its

@@ -36,11 +36,21 @@ pub(crate) fn document(defs: &Definitions, group: &str, version: &str) -> Option
         .iter()
         .filter(|r| r.group == group && r.version == version)
         .collect();
+    document_of(defs, group, version, &resources)
+}
+
+/// The document of `resources`, all of `group`/`version`, their schemas found in `defs`.
+pub(crate) fn document_of(
+    defs: &Definitions,
+    group: &str,
+    version: &str,
+    resources: &[&ResourceType],
+) -> Option<Value> {
     if resources.is_empty() {
         return None;
     }
     let mut roots: Vec<&str> = META.to_vec();
-    for r in &resources {
+    for r in resources {
         roots.extend(defs.name_of(r.group, r.version, r.kind));
         roots.extend(defs.name_of(r.group, r.version, &format!("{}List", r.kind)));
         for s in r.subresources {

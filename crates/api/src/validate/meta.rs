@@ -48,6 +48,12 @@ pub(crate) fn of(object: &Value) -> &Value {
 
 /// `ValidateObjectMeta` for a new object.
 pub(crate) fn create(object: &Value, rule: NameRule) -> Errors {
+    create_with(object, rule, true)
+}
+
+/// [`create`], with the Kubernetes finalizer-name rule (`kube_finalizers`) or without it, as apimachinery
+/// validates kinds from outside Kubernetes' own API packages (CRDs and custom resources).
+pub(crate) fn create_with(object: &Value, rule: NameRule, kube_finalizers: bool) -> Errors {
     let meta = of(object);
     let path = Path::new("metadata");
     let mut errs = Vec::new();
@@ -74,13 +80,20 @@ pub(crate) fn create(object: &Value, rule: NameRule) -> Errors {
     }
     errs.extend(common(meta, &path));
     errs.extend(finalizers(meta, &path));
-    errs.extend(kube_finalizer_names(meta, &path));
+    if kube_finalizers {
+        errs.extend(kube_finalizer_names(meta, &path));
+    }
     errs
 }
 
 /// `ValidateObjectMetaUpdate`: names are fixed, a given uid must not change, and a deleted object gets no
 /// new finalizers. (`resourceVersion` and `generation` are the REST engine's to manage.)
 pub(crate) fn update(new: &Value, old: &Value) -> Errors {
+    update_with(new, old, true)
+}
+
+/// [`update`], with or without the Kubernetes finalizer-name rule (see [`create_with`]).
+pub(crate) fn update_with(new: &Value, old: &Value, kube_finalizers: bool) -> Errors {
     let (meta, old_meta) = (of(new), of(old));
     let path = Path::new("metadata");
     let mut errs = Vec::new();
@@ -115,7 +128,9 @@ pub(crate) fn update(new: &Value, old: &Value) -> Errors {
         errs.push(FieldError::invalid(path.child("uid"), now, IMMUTABLE));
     }
     errs.extend(common(meta, &path));
-    errs.extend(kube_finalizer_names(meta, &path));
+    if kube_finalizers {
+        errs.extend(kube_finalizer_names(meta, &path));
+    }
     errs
 }
 

@@ -66,6 +66,9 @@ pub fn validate_create(group: &str, kind: &str, object: &Value) -> Vec<FieldErro
         ("rbac.authorization.k8s.io", "ClusterRole") => misc::role_create(object, false),
         ("rbac.authorization.k8s.io", "RoleBinding") => misc::binding_create(object, true),
         ("rbac.authorization.k8s.io", "ClusterRoleBinding") => misc::binding_create(object, false),
+        _ if outside_kubernetes(group) => {
+            meta::create_with(object, meta::NameRule::Subdomain, false)
+        }
         _ => meta::create(object, name_rule(group, kind)),
     };
     dedup(errs)
@@ -107,9 +110,16 @@ pub fn validate_update(group: &str, kind: &str, new: &Value, old: &Value) -> Vec
         ("rbac.authorization.k8s.io", "ClusterRoleBinding") => {
             misc::binding_update(new, old, false)
         }
+        _ if outside_kubernetes(group) => meta::update_with(new, old, false),
         _ => meta::update(new, old),
     };
     dedup(errs)
+}
+
+/// Kinds whose metadata apimachinery validates, not Kubernetes' own API packages: CRDs and custom resources
+/// (no finalizer-name rule, names are DNS subdomains).
+fn outside_kubernetes(group: &str) -> bool {
+    group == "apiextensions.k8s.io" || !crate::registry::RESOURCES.iter().any(|r| r.group == group)
 }
 
 /// The name rule of kinds validated only by their metadata.

@@ -368,6 +368,15 @@ fn the_brief_examples() {
 
 #[test]
 fn generic_kinds_get_metadata_checks() {
+    // Custom resources: apimachinery's checks, names are DNS subdomains, any qualified finalizer goes.
+    let widget = json!({"metadata": {"name": "a", "finalizers": ["example.com-cleanup"]}});
+    assert!(create("example.com", "Widget", widget.clone()).is_empty());
+    assert_eq!(
+        create("", "ConfigMap", widget),
+        [
+            "metadata.finalizers[0]: Invalid value: \"example.com-cleanup\": name is neither a standard finalizer name nor is it fully qualified"
+        ]
+    );
     assert_eq!(
         create(
             "example.com",
@@ -375,7 +384,7 @@ fn generic_kinds_get_metadata_checks() {
             json!({"metadata": {"name": "a/b", "labels": {"x": "y z"}}})
         ),
         [
-            "metadata.name: Invalid value: \"a/b\": may not contain '/'",
+            "metadata.name: Invalid value: \"a/b\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
             "metadata.labels: Invalid value: \"y z\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')",
         ]
     );

@@ -9,7 +9,7 @@ use std::fmt;
 
 use serde_json::Value;
 
-pub use openapi::{OpenApiSchema, schema_for};
+pub use openapi::{CompiledSchema, OpenApiSchema, schema_for};
 
 /// A node of a schema (an index the schema hands out).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

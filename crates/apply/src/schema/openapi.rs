@@ -8,7 +8,7 @@
 //! The vendored definitions lack `default`s; the defaults upstream uses for list-map keys are listed here.
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use gantry_openapi::{StructuralDefinitions, StructuralSchema};
 use serde_json::Value;
@@ -28,6 +28,86 @@ pub fn schema_for(group: &str, version: &str, kind: &str) -> Option<OpenApiSchem
     let table = table();
     let root = *table.kinds.get(&format!("{group}/{version}/{kind}"))?;
     Some(OpenApiSchema { table, root })
+}
+
+/// A schema compiled from a root given at run time (a custom resource's, from its CRD), with the vendored
+/// definitions it references (`ObjectMeta` and what that references).
+#[derive(Debug, Clone)]
+pub struct CompiledSchema {
+    table: Arc<Table>,
+    root: Node,
+}
+
+impl CompiledSchema {
+    /// Compiles `root`, a whole object's schema (a few milliseconds: the vendored definitions are parsed
+    /// again to find what it references). As upstream does for custom resources, `apiVersion` and `kind` are
+    /// strings and `metadata` is `ObjectMeta`, whatever `root` says of them.
+    pub fn compile(root: &StructuralSchema) -> CompiledSchema {
+        const ROOT: &str = "<root>";
+        let mut root = root.clone();
+        for field in ["apiVersion", "kind"] {
+            root.properties.insert(
+                field.to_owned(),
+                StructuralSchema {
+                    types: vec!["string".to_owned()],
+                    ..StructuralSchema::default()
+                },
+            );
+        }
+        root.properties.insert(
+            "metadata".to_owned(),
+            StructuralSchema {
+                reference: Some(OBJECT_META.to_owned()),
+                ..StructuralSchema::default()
+            },
+        );
+        let vendored = gantry_openapi::structural_definitions();
+        let mut defs = StructuralDefinitions::default();
+        let mut stack = Vec::new();
+        references(&root, &mut stack);
+        while let Some(name) = stack.pop() {
+            if defs.definitions.contains_key(&name) {
+                continue;
+            }
+            if let Some(definition) = vendored.get(&name) {
+                references(definition, &mut stack);
+                defs.definitions.insert(name, definition.clone());
+            }
+        }
+        defs.definitions.insert(ROOT.to_owned(), root);
+        let position = defs
+            .definitions
+            .keys()
+            .position(|name| name == ROOT)
+            .unwrap_or_default();
+        CompiledSchema {
+            table: Arc::new(Table::compile(&defs)),
+            root: node(position),
+        }
+    }
+}
+
+impl Schema for CompiledSchema {
+    fn root(&self) -> Node {
+        self.root
+    }
+
+    fn shape(&self, node: Node) -> Shape<'_> {
+        self.table.shape(node)
+    }
+}
+
+/// The definitions `schema` references, at any depth.
+fn references(schema: &StructuralSchema, out: &mut Vec<String>) {
+    out.extend(schema.reference.iter().cloned());
+    for child in schema
+        .properties
+        .values()
+        .chain(schema.items.as_deref())
+        .chain(schema.additional_properties.as_deref())
+    {
+        references(child, out);
+    }
 }
 
 impl Schema for OpenApiSchema {
