@@ -116,3 +116,83 @@ req("delete-scheduled-pod-twice", DELETE, 26, 1, 0, 0, j({"gracePeriodSeconds":3
 req("finish-then-delete", PATCH, 26, 2, 0, 0, j({"metadata":{"labels":{"x":"y"}}}) + "\n--next--\n" + bytes([PATCH, 2, 2, 0, 0]).decode() + j({"status":{"phase":"Succeeded"}}) + "\n--next--\n" + bytes([DELETE, 26, 0, 7, 0]).decode() + "10")
 req("create-then-patch", POST, 11, 1, 0, 0, j({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"web2"},"data":{"k":"v"}}) + "\n--next--\n" + bytes([PATCH, 12, 4, 0, 0]).decode() + j([{"op":"add","path":"/data/k2","value":"v2"}]) + "\n--next--\n" + bytes([GET, 11, 0, 3, 2]).decode() + "app")
 req("smp-missing-merge-key-500", PATCH, 4, 3, 0, 0, {"spec":{"template":{"spec":{"containers":[{"image":"nginx:1.28"}]}}}})
+
+# server_side_apply: <selector byte> <live JSON> NUL <config JSON>; selector = schema + 5*force + 10*manager
+# (schema 0 Deployment, 1 ConfigMap, 2 Service, 3 Pod, 4 deduced example.com/v1; manager 0 a, 1 b, 2 kubectl).
+def ssa(name, schema, force, manager, live, config):
+    w("server_side_apply", name, bytes([schema + 5 * force + 10 * manager]) + (j(live) + "\0" + j(config)).encode())
+def mf(manager, operation, api_version, fields, time="2025-01-01T00:00:00Z", subresource=None):
+    e = {"manager":manager,"operation":operation,"apiVersion":api_version,"time":time,"fieldsType":"FieldsV1","fieldsV1":fields}
+    if subresource: e["subresource"] = subresource
+    return e
+ssa_deploy = json.loads(j(deployment)); del ssa_deploy["status"]; del ssa_deploy["metadata"]["annotations"]
+deploy_fields = {"f:metadata":{"f:labels":{"f:app":{}}},"f:spec":{"f:replicas":{},"f:selector":{},"f:strategy":{"f:rollingUpdate":{"f:maxSurge":{},"f:maxUnavailable":{}},"f:type":{}},
+  "f:template":{"f:metadata":{"f:labels":{"f:app":{}}},"f:spec":{"f:containers":{"k:{\"name\":\"nginx\"}":{".":{},"f:env":{"k:{\"name\":\"A\"}":{".":{},"f:name":{},"f:value":{}},"k:{\"name\":\"B\"}":{".":{},"f:name":{},"f:value":{}}},
+    "f:image":{},"f:name":{},"f:ports":{"k:{\"containerPort\":80,\"protocol\":\"TCP\"}":{".":{},"f:containerPort":{},"f:protocol":{}}},"f:volumeMounts":{"k:{\"mountPath\":\"/data\"}":{".":{},"f:mountPath":{},"f:name":{}}}}},
+    "f:volumes":{"k:{\"name\":\"data\"}":{".":{},"f:emptyDir":{},"f:name":{}}}}}}}
+live_deploy = json.loads(j(ssa_deploy)); live_deploy["metadata"]["uid"] = "6f2a1c1e-0000-4000-8000-000000000001"; live_deploy["metadata"]["resourceVersion"] = "7"
+live_deploy["metadata"]["managedFields"] = [mf("a","Apply","apps/v1",deploy_fields),
+  mf("kube-controller-manager","Update","apps/v1",{"f:metadata":{"f:annotations":{".":{},"f:deployment.kubernetes.io/revision":{}}},"f:status":{"f:conditions":{".":{},"k:{\"type\":\"Available\"}":{".":{},"f:status":{},"f:type":{}}}}},subresource="status")]
+live_deploy["metadata"]["annotations"] = {"deployment.kubernetes.io/revision":"1"}; live_deploy["status"] = deployment["status"]
+deploy_v2 = json.loads(j(ssa_deploy)); deploy_v2["spec"]["replicas"] = 3; c = deploy_v2["spec"]["template"]["spec"]["containers"][0]
+c["image"] = "nginx:1.28"; c["env"] = [{"name":"A","value":"1"},{"name":"C","value":"3"}]
+ssa("deployment-create", 0, 0, 0, None, ssa_deploy)
+ssa("deployment-reapply", 0, 0, 0, live_deploy, deploy_v2)
+ssa("deployment-replicas-conflict", 0, 0, 1, live_deploy, {"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web"},"spec":{"replicas":5}})
+ssa("deployment-replicas-force", 0, 1, 1, live_deploy, {"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web"},"spec":{"replicas":5,"paused":None}})
+untracked = json.loads(j(ssa_deploy)); untracked["metadata"]["uid"] = "u"
+ssa("deployment-untracked", 0, 0, 0, untracked, {"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web"},"spec":{"replicas":3}})
+csa_live = json.loads(j(untracked)); csa_live["metadata"]["annotations"] = {"kubectl.kubernetes.io/last-applied-configuration": j(ssa_deploy) + "\n"}
+csa_live["metadata"]["managedFields"] = [mf("kubectl-client-side-apply","Update","apps/v1",{"f:metadata":{"f:annotations":{".":{},"f:kubectl.kubernetes.io/last-applied-configuration":{}}},"f:spec":{"f:replicas":{},"f:selector":{}}})]
+ssa("deployment-client-side-to-server-side", 0, 0, 2, csa_live, deploy_v2)
+cm_live = {"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"test-cm","namespace":"default","uid":"u","labels":{"test-label":"test"},
+  "managedFields":[mf("b","Apply","v1",{"f:metadata":{"f:labels":{"f:test-label":{}}}}),mf("kube-controller-manager","Update","v1",{"f:data":{"f:key":{}}},"2025-01-01T00:00:30Z")]},
+  "data":{"key":"new value","other":"x"}}
+cm_config = {"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"test-cm","namespace":"default","labels":{"test-label":"test"}},"data":{"key":"some value"}}
+ssa("configmap-create", 1, 0, 1, None, cm_config)
+ssa("configmap-conflict", 1, 0, 0, cm_live, cm_config)
+ssa("configmap-force", 1, 1, 0, cm_live, cm_config)
+ssa("configmap-drop-label", 1, 0, 1, cm_live, {"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"test-cm","finalizers":["a.io/one"]},"data":{"other":"x","n":None},"binaryData":{"b":"AAE="}})
+svc_live = json.loads(j(service)); svc_live["metadata"]["managedFields"] = [mf("b","Apply","v1",{"f:spec":{"f:ports":{"k:{\"port\":80,\"protocol\":\"TCP\"}":{".":{},"f:name":{},"f:nodePort":{},"f:port":{},"f:targetPort":{}}},"f:selector":{},"f:type":{}}})]
+ssa("service-ports", 2, 0, 0, svc_live, {"apiVersion":"v1","kind":"Service","metadata":{"name":"web"},"spec":{"ports":[{"port":443,"protocol":"TCP","name":"https"},{"port":53,"protocol":"UDP","name":"dns"}],"selector":{"app":"web"}}})
+pod_cfg = json.loads(j(pod)); del pod_cfg["status"]; pod_cfg["metadata"]["managedFields"] = None
+ssa("pod-create", 3, 0, 0, None, pod_cfg)
+ssa("pod-status", 3, 1, 1, pod, {"apiVersion":"v1","kind":"Pod","metadata":{"name":"web"},"status":{"conditions":[{"type":"Ready","status":"True"}],"phase":"Running"}})
+widget = {"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"w","managedFields":[mf("a","Apply","example.com/v1",{"f:spec":{".":{},"f:nested":{".":{},"f:x":{}},"f:size":{},"f:tags":{}}})]},
+  "spec":{"size":3,"tags":["a"],"nested":{"x":1},"other":1.5}}
+ssa("widget-deduced", 4, 0, 0, widget, {"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"w"},"spec":{"size":None,"tags":["b"],"nested":{"x":1.0,"y":[{"z":True}]}}})
+ssa("widget-other-manager", 4, 0, 1, widget, {"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"w"},"spec":{"size":4}})
+
+# crd_schema: <schema JSON> NUL <object JSON>
+crd_schema = {"type":"object","properties":{
+  "spec":{"type":"object","required":["endpoints"],"properties":{
+    "replicas":{"type":"integer","minimum":0,"maximum":10,"default":1},
+    "mode":{"type":"string","enum":["Fast","Safe"],"default":"Safe"},
+    "port":{"x-kubernetes-int-or-string":True,"anyOf":[{"type":"integer"},{"type":"string"}],"default":"http"},
+    "endpoints":{"type":"array","x-kubernetes-list-type":"map","x-kubernetes-list-map-keys":["name","protocol"],"maxItems":8,
+      "items":{"type":"object","required":["name"],"properties":{"name":{"type":"string","pattern":"^[a-z][a-z0-9-]*$","maxLength":63},
+        "protocol":{"type":"string","default":"TCP","enum":["TCP","UDP"]},"weight":{"type":"number","multipleOf":0.5,"nullable":True}}}},
+    "tags":{"type":"array","x-kubernetes-list-type":"set","items":{"type":"string"}},
+    "labels":{"type":"object","additionalProperties":{"type":"string","default":""},"x-kubernetes-map-type":"granular"},
+    "config":{"type":"object","x-kubernetes-preserve-unknown-fields":True,"properties":{"known":{"type":"object","properties":{"a":{"type":"string","default":"x"}}}}},
+    "template":{"type":"object","x-kubernetes-embedded-resource":True,"x-kubernetes-preserve-unknown-fields":True,"properties":{"spec":{"type":"object","properties":{"image":{"type":"string"}}}}},
+    "schedule":{"type":"string","format":"date-time"},
+    "selector":{"type":"object","x-kubernetes-map-type":"atomic","properties":{"matchLabels":{"type":"object","additionalProperties":{"type":"string"}}}}}},
+  "status":{"type":"object","properties":{"phase":{"type":"string"},"conditions":{"type":"array","items":{"type":"object","properties":{"type":{"type":"string"},"status":{"type":"string"}}}}}}}}
+crd_object = {"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"w","namespace":"default","labels":{"a":"b"}},
+  "spec":{"replicas":None,"mode":"Fast","unknown":1,"endpoints":[{"name":"a","port":1},{"name":"b","protocol":"UDP","weight":None},None],
+    "tags":["x","y","x"],"labels":{"k":None,"v":"1"},"config":{"anything":{"goes":[1,2]},"known":{"b":2}},
+    "template":{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{"image":"nginx","extra":True},"other":{}},
+    "schedule":"2025-01-01T00:00:00Z","selector":{"matchLabels":{"app":"w"}}},
+  "status":{"phase":"Ready","conditions":[{"type":"Ready","status":"True","reason":"x"}],"observed":3}}
+w("crd_schema", "widget", j(crd_schema) + "\0" + j(crd_object))
+w("crd_schema", "widget-empty", j(crd_schema) + "\0" + j({"apiVersion":"example.com/v1","kind":"Widget","metadata":{"name":"w"},"spec":{"endpoints":[]}}))
+w("crd_schema", "preserve-root", j({"type":"object","x-kubernetes-preserve-unknown-fields":True,"properties":{"spec":{"type":"object","properties":{"items":{"type":"array","items":{"type":"object","properties":{"a":{"type":"integer","default":0}}}}}}}})
+  + "\0" + j({"apiVersion":"example.com/v1","kind":"Any","metadata":{},"spec":{"items":[{"b":1},{"a":None}],"x":None},"top":[{"deep":{"z":1}}]}))
+w("crd_schema", "junctors", j({"type":"object","properties":{"spec":{"type":"object","minProperties":1,"maxProperties":3,
+    "properties":{"a":{"type":"string","minLength":2},"b":{"type":"integer","exclusiveMinimum":True,"minimum":0},"c":{"type":"boolean","nullable":True,"default":False}},
+    "allOf":[{"required":["a"]}],"oneOf":[{"required":["b"]},{"required":["c"]}],"not":{"required":["d"]}}}})
+  + "\0" + j({"apiVersion":"example.com/v1","kind":"J","metadata":{"name":"j"},"spec":{"a":"x","b":0,"c":None,"d":1}}))
+w("crd_schema", "additional-items", j({"type":"object","properties":{"spec":{"type":"object","additionalProperties":{"type":"array","items":{"type":"object",
+    "x-kubernetes-embedded-resource":True,"properties":{"spec":{"type":"object","default":{"n":None,"m":"d"},"properties":{"n":{"type":"string"},"m":{"type":"string"}}}}},"uniqueItems":True}}}})
+  + "\0" + j({"spec":{"x":[{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"c"},"junk":1},{"spec":None},{}],"y":None}}))

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use gantry_agent::AgentConfig;
 use gantry_apiserver::{ApiConfig, Ipv4Cidr, ServiceRanges, parse_port_range};
 use gantry_pki::{ClusterPki, PkiOptions, Tokens};
 use gantry_store::StoreUrl;
@@ -24,8 +25,23 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Runs the control plane: the Kubernetes API over HTTPS on the embedded store (or etcd).
+    /// Runs the control plane: the Kubernetes API over HTTPS on the embedded store (or etcd), and a node
+    /// agent for this machine unless --disable-agent.
     Server(ServerArgs),
+    /// Runs a node agent that joins this machine to a cluster.
+    Agent(AgentArgs),
+    /// Cluster tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// The node's images.
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Supervises one container (started by the node agent; not for people).
+    #[command(hide = true)]
+    Shim(gantry_runtime::shim::ShimArgs),
+    /// Holds a pod's namespaces (started by the node agent; not for people).
+    #[command(hide = true)]
+    Pause(gantry_runtime::pause::PauseArgs),
     /// Load generators; run against any Kubernetes API server.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -35,6 +51,83 @@ enum Command {
 enum BenchCommand {
     /// Create, get, list and watch load on the API server of a kubeconfig; prints throughput and latency.
     Api(gantry_loadgen::ApiArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Makes a token for `gantry agent --token` and prints it.
+    Create {
+        /// The server's data directory.
+        #[arg(long, default_value = "/var/lib/gantry")]
+        data_dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ImageCommand {
+    /// Imports an OCI image layout (a directory or a tar of one) or a `docker save` archive.
+    Import {
+        file: PathBuf,
+        #[command(flatten)]
+        store: ImageStoreArgs,
+    },
+    /// Lists the images.
+    Ls {
+        #[command(flatten)]
+        store: ImageStoreArgs,
+    },
+    /// Makes a busybox image from this machine's busybox-static (no registry needed) and imports it.
+    Busybox {
+        /// Its name.
+        #[arg(long, default_value = "gantry.local/busybox:latest")]
+        tag: String,
+        #[command(flatten)]
+        store: ImageStoreArgs,
+    },
+    /// Removes an image reference (and the image, when nothing else names it).
+    Rm {
+        reference: String,
+        #[command(flatten)]
+        store: ImageStoreArgs,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct ImageStoreArgs {
+    /// The agent's data directory (the server's own agent keeps its state in SERVER_DATA_DIR/agent).
+    #[arg(long, default_value = "/var/lib/gantry/agent")]
+    data_dir: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+struct AgentArgs {
+    /// The API server, `https://HOST:PORT`.
+    #[arg(long)]
+    server: String,
+    /// A join token (`gantry token create` on the server makes one).
+    #[arg(long)]
+    token: String,
+    /// The cluster's certificate authority (the server's DATA_DIR/tls/ca.crt).
+    #[arg(long)]
+    ca_file: PathBuf,
+    /// Where the agent keeps its state.
+    #[arg(long, default_value = "/var/lib/gantry-agent")]
+    data_dir: PathBuf,
+    /// The Node's name (default: the host name).
+    #[arg(long)]
+    node_name: Option<String>,
+    /// This machine's address in the cluster (default: the address of the interface of the default route).
+    #[arg(long)]
+    node_ip: Option<IpAddr>,
+    /// The addresses this node gives its pods.
+    #[arg(long, default_value = "10.42.1.0/24")]
+    pod_cidr: String,
+    /// The Linux bridge the pods are attached to.
+    #[arg(long, default_value = "cni0")]
+    cni_bridge: String,
+    /// Registries (`host:port`) pulled from over plain HTTP (repeatable).
+    #[arg(long = "insecure-registry")]
+    insecure_registries: Vec<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -68,9 +161,25 @@ struct ServerArgs {
     /// interface of the default route, or 127.0.0.1 without one).
     #[arg(long)]
     node_ip: Option<IpAddr>,
+    /// The addresses the server's own node agent gives its pods.
+    #[arg(long, default_value = "10.42.0.0/24")]
+    pod_cidr: String,
+    /// The Linux bridge the server's own node agent attaches pods to.
+    #[arg(long, default_value = "cni0")]
+    cni_bridge: String,
+    /// Registries (`host:port`) pulled from over plain HTTP (repeatable).
+    #[arg(long = "insecure-registry")]
+    insecure_registries: Vec<String>,
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The shim and the pause process stay single-threaded (they block signals and unshare namespaces).
+    let cli = match cli.command {
+        Command::Shim(args) => return gantry_runtime::shim::main(args),
+        Command::Pause(args) => return gantry_runtime::pause::main(args),
+        command => Cli { command },
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("GANTRY_LOG")
@@ -78,7 +187,6 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -88,6 +196,13 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Server(args) => runtime.block_on(server(args)),
+        Command::Agent(args) => runtime.block_on(agent(args)),
+        Command::Token(TokenCommand::Create { data_dir }) => Tokens::load_or_create(&data_dir)
+            .and_then(|tokens| tokens.generate_node_join_token())
+            .map(|token| println!("{token}"))
+            .map_err(|e| e.to_string()),
+        Command::Image(command) => image(command),
+        Command::Shim(_) | Command::Pause(_) => unreachable!("handled before the runtime starts"),
         Command::Bench(BenchCommand::Api(args)) => runtime.block_on(gantry_loadgen::run_cli(args)),
     };
     match result {
@@ -118,6 +233,7 @@ async fn server(args: ServerArgs) -> Result<(), String> {
     };
     let pki = ClusterPki::load_or_create(&args.data_dir, &options).map_err(|e| e.to_string())?;
     let tokens = Tokens::load_or_create(&args.data_dir).map_err(|e| e.to_string())?;
+    let admin_token = tokens.admin_token();
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
@@ -143,7 +259,22 @@ async fn server(args: ServerArgs) -> Result<(), String> {
     );
     let tls = pki.server_config(false).map_err(|e| e.to_string())?;
     if !args.disable_agent {
-        tracing::warn!("the node agent is not built yet: this server runs the control plane only");
+        let url = format!("https://{}", client_address(local));
+        let token = admin_token.ok_or("the tokens file has no admin token")?;
+        let client = gantry_client::connect(&url, pki.ca_cert_pem().as_bytes(), &token)
+            .map_err(|e| e.to_string())?;
+        let config = AgentConfig {
+            node_name: host_name(),
+            node_ip,
+            data_dir: args.data_dir.join("agent"),
+            pod_cidr: args.pod_cidr,
+            cni_bridge: args.cni_bridge,
+            plain_http_registries: args.insecure_registries,
+        };
+        let host = gantry_agent::open_host(&config).map_err(|e| {
+            format!("cannot start the node agent: {e} (or run the control plane alone with --disable-agent)")
+        })?;
+        tokio::spawn(gantry_agent::run(client, config, host));
     }
     tracing::info!(listen = %local, kubeconfig = %kubeconfig.display(), "gantry server is ready");
     println!(
@@ -154,6 +285,88 @@ async fn server(args: ServerArgs) -> Result<(), String> {
         served = gantry_apiserver::serve(listener, tls, api) => served.map_err(|e| e.to_string()),
         _ = tokio::signal::ctrl_c() => Ok(()),
     }
+}
+
+async fn agent(args: AgentArgs) -> Result<(), String> {
+    let ca = std::fs::read(&args.ca_file)
+        .map_err(|e| format!("cannot read {}: {e}", args.ca_file.display()))?;
+    let client =
+        gantry_client::connect(&args.server, &ca, &args.token).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&args.data_dir)
+        .map_err(|e| format!("cannot create {}: {e}", args.data_dir.display()))?;
+    let config = AgentConfig {
+        node_name: args.node_name.unwrap_or_else(host_name),
+        node_ip: args
+            .node_ip
+            .unwrap_or_else(|| node_address(IpAddr::V4(Ipv4Addr::UNSPECIFIED))),
+        data_dir: args.data_dir,
+        pod_cidr: args.pod_cidr,
+        cni_bridge: args.cni_bridge,
+        plain_http_registries: args.insecure_registries,
+    };
+    let host = gantry_agent::open_host(&config)
+        .map_err(|e| format!("cannot start the node agent: {e}"))?;
+    println!(
+        "gantry agent for node {} joining {}",
+        config.node_name, args.server
+    );
+    tokio::select! {
+        () = gantry_agent::run(client, config, host) => Ok(()),
+        _ = tokio::signal::ctrl_c() => Ok(()),
+    }
+}
+
+/// `gantry image ...`: the node's image store, used directly (beside a running agent too: every change to
+/// the store is an atomic rename).
+fn image(command: ImageCommand) -> Result<(), String> {
+    let open = |store: &ImageStoreArgs| {
+        gantry_images::ImageStore::open(&store.data_dir.join("images")).map_err(|e| e.to_string())
+    };
+    match command {
+        ImageCommand::Import { file, store } => {
+            for image in open(&store)?.import(&file).map_err(|e| e.to_string())? {
+                println!("imported {} {}", image.repo_tags.join(","), image.id);
+            }
+        }
+        ImageCommand::Ls { store } => {
+            println!("{:<60} {:<14} {:>10}", "REFERENCE", "IMAGE ID", "SIZE");
+            for image in open(&store)?.list().map_err(|e| e.to_string())? {
+                let id = image.id.to_string();
+                let short: String = id.trim_start_matches("sha256:").chars().take(12).collect();
+                for tag in &image.repo_tags {
+                    println!("{tag:<60} {short:<14} {:>10}", image.size);
+                }
+            }
+        }
+        ImageCommand::Busybox { tag, store } => {
+            let layout = store.data_dir.join("images").join("busybox-layout");
+            let _ = std::fs::remove_dir_all(&layout);
+            gantry_images::testimage::busybox(&layout, &tag).map_err(|e| e.to_string())?;
+            let imported = open(&store)?.import(&layout).map_err(|e| e.to_string());
+            let _ = std::fs::remove_dir_all(&layout);
+            for image in imported? {
+                println!("imported {} {}", image.repo_tags.join(","), image.id);
+            }
+        }
+        ImageCommand::Rm { reference, store } => {
+            let reference =
+                gantry_images::Reference::parse(&reference).map_err(|e| e.to_string())?;
+            open(&store)?
+                .remove(&reference)
+                .map_err(|e| e.to_string())?;
+            println!("removed {}", reference.name());
+        }
+    }
+    Ok(())
+}
+
+/// This machine's host name, lower-cased (a Node name must be a DNS subdomain).
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_ascii_lowercase())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "gantry-node".to_owned())
 }
 
 /// The machine's address for a listen address: itself if specific, else the source address of the default

@@ -28,6 +28,9 @@ struct Entry {
 pub struct Tokens {
     path: PathBuf,
     entries: RwLock<Vec<Entry>>,
+    /// When the file was last read: a token not found is looked for again if the file changed since
+    /// (`gantry token create` adds tokens to the file of a running server).
+    read_at: RwLock<Option<std::time::SystemTime>>,
 }
 
 impl fmt::Debug for Tokens {
@@ -66,9 +69,11 @@ impl Tokens {
                 entries
             }
         };
+        let read_at = modified(&path);
         Ok(Tokens {
             path,
             entries: RwLock::new(entries),
+            read_at: RwLock::new(read_at),
         })
     }
 
@@ -99,8 +104,30 @@ impl Tokens {
         Ok(token)
     }
 
-    /// The identity of `token`, if it is one of ours. Compares in constant time with every stored token.
+    /// The identity of `token`, if it is one of ours. Compares in constant time with every stored token;
+    /// rereads the file first when a token is not found and the file changed since it was read.
     pub fn verify(&self, token: &str) -> Option<Identity> {
+        if let Some(identity) = self.find(token) {
+            return Some(identity);
+        }
+        let now = modified(&self.path);
+        let mut read_at = self.read_at.write().unwrap_or_else(|e| e.into_inner());
+        if now == *read_at {
+            return None;
+        }
+        let reread = files::read_optional(&self.path)
+            .ok()
+            .flatten()
+            .and_then(|text| serde_json::from_str::<Vec<Entry>>(&text).ok());
+        *read_at = now;
+        if let Some(entries) = reread {
+            *self.entries.write().unwrap_or_else(|e| e.into_inner()) = entries;
+        }
+        drop(read_at);
+        self.find(token)
+    }
+
+    fn find(&self, token: &str) -> Option<Identity> {
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
         let mut found = None;
         for entry in entries.iter() {
@@ -110,6 +137,10 @@ impl Tokens {
         }
         found
     }
+}
+
+fn modified(path: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
 fn new_token() -> Result<String, PkiError> {

@@ -420,6 +420,17 @@ fn tokens() {
     assert!(reloaded.verify(&join).is_some());
     let other = Tokens::load_or_create(tempfile::tempdir().unwrap().path()).unwrap();
     assert!(other.verify(&admin).is_none());
+
+    // A token another process adds to the file (`gantry token create`) is accepted by a running server.
+    let added = Tokens::load_or_create(dir.path())
+        .unwrap()
+        .generate_node_join_token()
+        .unwrap();
+    assert_eq!(
+        reloaded.verify(&added).unwrap().user,
+        gantry_pki::NODE_JOIN_USER
+    );
+    assert!(reloaded.verify("K10nope").is_none());
 }
 
 /// Client half of the end-to-end test: trusts and authenticates with what the kubeconfig holds.

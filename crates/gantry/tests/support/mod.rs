@@ -23,6 +23,22 @@ impl Server {
 
     /// A server with extra `gantry server` flags.
     pub(crate) fn start_with(flags: &[&str]) -> Server {
+        let mut all = vec!["--disable-agent"];
+        all.extend_from_slice(flags);
+        Self::spawn(&all)
+    }
+
+    /// A server running its node agent too.
+    pub(crate) fn start_with_agent() -> Server {
+        Self::spawn(&[])
+    }
+
+    /// A server running its node agent, with extra `gantry server` flags.
+    pub(crate) fn start_with_agent_flags(flags: &[&str]) -> Server {
+        Self::spawn(flags)
+    }
+
+    fn spawn(flags: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -32,7 +48,6 @@ impl Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_gantry"))
             .args([
                 "server",
-                "--disable-agent",
                 "--listen",
                 &format!("127.0.0.1:{port}"),
                 "--data-dir",

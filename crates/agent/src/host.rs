@@ -1,0 +1,641 @@
+//! The node's [`ContainerHost`]: images from the node's image store (pulled or imported), a pause process and
+//! the CNI network per pod sandbox, and one OCI bundle, overlay rootfs and shim per container, run by runc or
+//! crun. Files live under the agent's data directory:
+//!
+//! ```text
+//! images/                    the image store (gantry-images)
+//! pods/<uid>/sandbox/        the pause process's files and the pod's netns
+//! pods/<uid>/etc/            the pod's hosts and resolv.conf
+//! pods/<uid>/volumes/<name>/ emptyDir volumes
+//! pods/<uid>/logs/<container>/<n>.log   CRI-format logs (what `kubectl logs` reads)
+//! containers/<id>/           bundle (config.json, the shim's files) and overlay (upper, work, rootfs)
+//! runtime/                   the OCI runtime's state (`--root`)
+//! ```
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use gantry_images::{ImageStore, PullOptions, Reference};
+use gantry_net::{Network, PortMapping};
+use gantry_runtime::cgroups::Cgroups;
+use gantry_runtime::oci::Runtime;
+use gantry_runtime::pause::Sandbox;
+use gantry_runtime::rootfs::Overlay;
+use gantry_runtime::shim::{self, Shim, ShimArgs};
+use gantry_runtime::spec::{self, BindMount, ContainerConfig, Resources, SeccompPolicy, UserIds};
+use serde_json::Value;
+
+use crate::launch::{ImageDefaults, Launch};
+use crate::worker::{ContainerHost, ExitInfo, HostError, PullPolicy, SandboxInfo, Started};
+
+/// The node's containers.
+pub struct NodeHost {
+    /// The `gantry` binary (the shim and pause are its hidden subcommands).
+    exe: PathBuf,
+    dir: PathBuf,
+    runtime: Runtime,
+    cgroups: Cgroups,
+    images: ImageStore,
+    pull: PullOptions,
+    network: Network,
+    sandboxes: Mutex<HashMap<String, Sandbox>>,
+    containers: Mutex<HashMap<String, Running>>,
+}
+
+impl std::fmt::Debug for NodeHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeHost")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A container this host started.
+struct Running {
+    bundle: PathBuf,
+    overlay: Overlay,
+    shim: Option<Shim>,
+}
+
+/// Why the host cannot start.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SetupError(String);
+
+impl NodeHost {
+    /// Opens the host's state under `dir` with the pod network `network`; finds the OCI runtime (crun where
+    /// it works, else runc).
+    pub fn open(dir: &Path, network: Network, pull: PullOptions) -> Result<NodeHost, SetupError> {
+        let exe = std::env::current_exe()
+            .map_err(|e| SetupError(format!("cannot find the gantry binary: {e}")))?;
+        let mut cgroups = Cgroups::detect()
+            .map_err(|e| SetupError(format!("cannot read the cgroup mounts: {e}")))?;
+        let runtime = Runtime::detect(&dir.join("runtime"), &mut cgroups, None)
+            .map_err(|e| SetupError(e.to_string()))?;
+        let images =
+            ImageStore::open(&dir.join("images")).map_err(|e| SetupError(e.to_string()))?;
+        Ok(NodeHost {
+            exe,
+            dir: dir.to_path_buf(),
+            runtime,
+            cgroups,
+            images,
+            pull,
+            network,
+            sandboxes: Mutex::new(HashMap::new()),
+            containers: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// `runc://1.1.5`, as a Node's `containerRuntimeVersion` says.
+    pub fn runtime_version(&self) -> String {
+        let output = std::process::Command::new(&self.runtime.binary)
+            .arg("--version")
+            .output();
+        let version = output
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|text| text.lines().next().map(str::to_owned))
+            .and_then(|line| line.split_whitespace().last().map(str::to_owned))
+            .unwrap_or_else(|| "unknown".into());
+        format!("{}://{version}", self.runtime.kind.name())
+    }
+
+    /// The node's image store (for `gantry image` commands run beside the agent).
+    pub fn images(&self) -> &ImageStore {
+        &self.images
+    }
+
+    fn pod_dir(&self, pod: &Value) -> PathBuf {
+        self.dir.join("pods").join(uid(pod))
+    }
+}
+
+fn uid(pod: &Value) -> &str {
+    pod.pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+fn error(reason: &str, message: impl ToString) -> HostError {
+    HostError {
+        reason: reason.to_owned(),
+        message: message.to_string(),
+    }
+}
+
+/// The pod's `hostPort`s.
+fn port_mappings(pod: &Value) -> Vec<PortMapping> {
+    let containers = pod
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten();
+    containers
+        .flat_map(|c| {
+            c.get("ports")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+        })
+        .filter_map(|p| {
+            let host_port = p
+                .get("hostPort")
+                .and_then(Value::as_u64)
+                .filter(|&p| p > 0)?;
+            Some(PortMapping {
+                host_port: u16::try_from(host_port).ok()?,
+                container_port: u16::try_from(p.get("containerPort").and_then(Value::as_u64)?)
+                    .ok()?,
+                protocol: p
+                    .get("protocol")
+                    .and_then(Value::as_str)
+                    .unwrap_or("TCP")
+                    .to_ascii_lowercase(),
+                host_ip: p
+                    .get("hostIP")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// Quantities as the cgroup limits want them: CPU in millicores, memory in bytes.
+fn millicores(q: &str) -> Option<u64> {
+    match q.strip_suffix('m') {
+        Some(m) => m.parse().ok(),
+        None => q.parse::<f64>().ok().map(|c| (c * 1000.0).round() as u64),
+    }
+}
+
+fn bytes(q: &str) -> Option<i64> {
+    const SUFFIXES: &[(&str, i64)] = &[
+        ("Ki", 1 << 10),
+        ("Mi", 1 << 20),
+        ("Gi", 1 << 30),
+        ("Ti", 1 << 40),
+        ("k", 1_000),
+        ("M", 1_000_000),
+        ("G", 1_000_000_000),
+        ("T", 1_000_000_000_000),
+    ];
+    for (suffix, factor) in SUFFIXES {
+        if let Some(n) = q.strip_suffix(suffix) {
+            return n.parse::<f64>().ok().map(|n| (n * *factor as f64) as i64);
+        }
+    }
+    q.parse::<f64>().ok().map(|n| n as i64)
+}
+
+/// The container's cgroup limits from its resources, as the kubelet sets them.
+fn resources(container: &Value) -> Resources {
+    let get = |kind: &str, name: &str| {
+        container
+            .pointer(&format!("/resources/{kind}/{name}"))
+            .and_then(Value::as_str)
+    };
+    let request_cpu = get("requests", "cpu")
+        .or(get("limits", "cpu"))
+        .and_then(millicores);
+    Resources {
+        cpu_shares: Some(request_cpu.map_or(2, |m| (m * 1024 / 1000).max(2))),
+        cpu_quota: get("limits", "cpu")
+            .and_then(millicores)
+            .map(|m| (m * 100) as i64),
+        cpu_period: get("limits", "cpu").map(|_| 100_000),
+        memory_limit: get("limits", "memory").and_then(bytes),
+        pids_limit: None,
+    }
+}
+
+/// The user the container runs as: the pod's or container's securityContext, else the image's numeric user.
+fn user(pod: &Value, container: &Value, image_user: &str) -> UserIds {
+    let pick = |field: &str| {
+        container
+            .pointer(&format!("/securityContext/{field}"))
+            .or_else(|| pod.pointer(&format!("/spec/securityContext/{field}")))
+            .and_then(Value::as_u64)
+            .and_then(|v| u32::try_from(v).ok())
+    };
+    let (image_uid, image_gid) = match image_user.split_once(':') {
+        Some((u, g)) => (u.parse().ok(), g.parse().ok()),
+        None => (image_user.parse().ok(), None),
+    };
+    let additional_gids = pod
+        .pointer("/spec/securityContext/supplementalGroups")
+        .and_then(Value::as_array)
+        .map(|g| {
+            g.iter()
+                .filter_map(Value::as_u64)
+                .filter_map(|g| u32::try_from(g).ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    UserIds {
+        uid: pick("runAsUser").or(image_uid).unwrap_or(0),
+        gid: pick("runAsGroup").or(image_gid).unwrap_or(0),
+        additional_gids,
+    }
+}
+
+#[async_trait]
+impl ContainerHost for NodeHost {
+    async fn image(
+        &self,
+        image: &str,
+        policy: PullPolicy,
+    ) -> Result<(String, ImageDefaults), HostError> {
+        let reference = Reference::parse(image).map_err(|e| error("InvalidImageName", e))?;
+        let local = self
+            .images
+            .get(&reference)
+            .map_err(|e| error("ErrImagePull", e))?;
+        let found = match (policy, local) {
+            (PullPolicy::Never, None) => {
+                return Err(error(
+                    "ErrImageNeverPull",
+                    format!("Container image \"{image}\" is not present with pull policy of Never"),
+                ));
+            }
+            (PullPolicy::Never | PullPolicy::IfNotPresent, Some(local)) => local,
+            _ => {
+                self.images
+                    .pull(&reference, &self.pull)
+                    .await
+                    .map_err(|e| error("ErrImagePull", e))?
+                    .image
+            }
+        };
+        let config = &found.config;
+        Ok((
+            found.id.to_string(),
+            ImageDefaults {
+                entrypoint: config.entrypoint.clone(),
+                cmd: config.cmd.clone(),
+                env: config.env.clone(),
+                working_dir: config.working_dir.clone().unwrap_or_default(),
+                user: config.user.clone().unwrap_or_default(),
+            },
+        ))
+    }
+
+    async fn start_sandbox(&self, pod: &Value) -> Result<SandboxInfo, HostError> {
+        let id = uid(pod).to_owned();
+        let dir = self.pod_dir(pod);
+        let hostname = pod
+            .pointer("/spec/hostname")
+            .or_else(|| pod.pointer("/metadata/name"))
+            .and_then(Value::as_str)
+            .unwrap_or("pod");
+        let failed = |e: &dyn std::fmt::Display| error("CreatePodSandboxError", e);
+        self.cgroups
+            .create_pod(&format!("/gantry/pod{id}"), &Resources::default())
+            .map_err(|e| failed(&e))?;
+        let sandbox = Sandbox::start(&self.exe, "pause", &id, hostname, &dir.join("sandbox"))
+            .await
+            .map_err(|e| failed(&e))?;
+        let attached = self
+            .network
+            .add(&id, &sandbox.netns_path(), "eth0", &port_mappings(pod))
+            .await;
+        let attachment = match attached {
+            Ok(attachment) => attachment,
+            Err(e) => {
+                let _ = sandbox.stop().await;
+                return Err(failed(&e));
+            }
+        };
+        let ip = attachment.ips.first().cloned();
+        write_etc(&dir.join("etc"), hostname, ip.as_deref()).map_err(|e| failed(&e))?;
+        self.sandboxes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), sandbox);
+        Ok(SandboxInfo { id, ip })
+    }
+
+    async fn start_container(
+        &self,
+        pod: &Value,
+        sandbox: &SandboxInfo,
+        container: &Value,
+        launch: &Launch,
+    ) -> Result<Started, HostError> {
+        let failed = |e: &dyn std::fmt::Display| error("CreateContainerError", e);
+        let pod_uid = uid(pod);
+        let pod_dir = self.pod_dir(pod);
+        let image = container
+            .get("image")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let reference = Reference::parse(image).map_err(|e| failed(&e))?;
+        let stored = self
+            .images
+            .get(&reference)
+            .map_err(|e| failed(&e))?
+            .ok_or_else(|| failed(&format!("image {image} is gone from the node")))?;
+        let namespaces = {
+            let sandboxes = self.sandboxes.lock().unwrap_or_else(|p| p.into_inner());
+            sandboxes
+                .get(&sandbox.id)
+                .ok_or_else(|| failed(&"the pod sandbox is gone"))?
+                .namespaces()
+        };
+        let restart = launch_count(&pod_dir, &launch.name);
+        let id = format!(
+            "{}-{}-{restart}",
+            &pod_uid[..pod_uid.len().min(8)],
+            launch.name
+        );
+        let bundle = self.dir.join("containers").join(&id);
+        std::fs::create_dir_all(&bundle).map_err(|e| failed(&e))?;
+        let overlay = Overlay {
+            layers: self.images.layer_dirs(&stored),
+            dir: bundle.join("fs"),
+        };
+        overlay.mount().map_err(|e| failed(&e))?;
+        let mut mounts = vec![
+            bind(pod_dir.join("etc/hosts"), "/etc/hosts", false),
+            bind(pod_dir.join("etc/resolv.conf"), "/etc/resolv.conf", false),
+            bind(pod_dir.join("etc/hostname"), "/etc/hostname", false),
+        ];
+        for mount in container
+            .get("volumeMounts")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let name = mount
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let path = mount
+                .get("mountPath")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let volume = pod_dir.join("volumes").join(name);
+            std::fs::create_dir_all(&volume).map_err(|e| failed(&e))?;
+            let readonly = mount.get("readOnly").and_then(Value::as_bool) == Some(true);
+            mounts.push(bind(volume, path, readonly));
+        }
+        let security = |field: &str| container.pointer(&format!("/securityContext/{field}"));
+        let strings = |field: &str| -> Vec<String> {
+            security(field)
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let privileged = security("privileged").and_then(Value::as_bool) == Some(true);
+        let seccomp = match container
+            .pointer("/securityContext/seccompProfile/type")
+            .or_else(|| pod.pointer("/spec/securityContext/seccompProfile/type"))
+            .and_then(Value::as_str)
+        {
+            Some("RuntimeDefault") => SeccompPolicy::RuntimeDefault,
+            _ => SeccompPolicy::Unconfined,
+        };
+        let config = ContainerConfig {
+            args: launch.args.clone(),
+            env: launch.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            cwd: launch.working_dir.clone(),
+            user: user(pod, container, &launch.image_user),
+            rootfs: overlay.target(),
+            readonly_rootfs: security("readOnlyRootFilesystem").and_then(Value::as_bool)
+                == Some(true),
+            hostname: None,
+            namespaces,
+            cgroups_path: format!("/gantry/pod{pod_uid}/{id}"),
+            resources: resources(container),
+            capabilities: spec::CapabilityChanges {
+                add: strings("capabilities/add"),
+                drop: strings("capabilities/drop"),
+            },
+            privileged,
+            no_new_privileges: security("allowPrivilegeEscalation").and_then(Value::as_bool)
+                == Some(false),
+            mounts,
+            seccomp,
+            ..ContainerConfig::default()
+        };
+        let oci = spec::generate(&config).map_err(|e| failed(&e))?;
+        let spec_json = serde_json::to_vec_pretty(&oci).map_err(|e| failed(&e))?;
+        std::fs::write(bundle.join("config.json"), spec_json).map_err(|e| failed(&e))?;
+        let log_dir = pod_dir.join("logs").join(&launch.name);
+        std::fs::create_dir_all(&log_dir).map_err(|e| failed(&e))?;
+        let args = ShimArgs::new(
+            &id,
+            &bundle,
+            &self.runtime,
+            &log_dir.join(format!("{restart}.log")),
+        );
+        let shim = match shim::spawn_shim(&self.exe, "shim", &args).await {
+            Ok(shim) => shim,
+            Err(e) => {
+                let _ = overlay.remove();
+                return Err(failed(&e));
+            }
+        };
+        if let Err(e) = self.runtime.start(&id).await {
+            let _ = self.runtime.delete(&id, true).await;
+            let _ = overlay.remove();
+            return Err(failed(&e));
+        }
+        let started_at = crate::node::now();
+        self.containers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                id.clone(),
+                Running {
+                    bundle,
+                    overlay,
+                    shim: Some(shim),
+                },
+            );
+        Ok(Started { id, started_at })
+    }
+
+    async fn wait_container(&self, id: &str) -> ExitInfo {
+        let (shim, bundle) = {
+            let mut containers = self.containers.lock().unwrap_or_else(|p| p.into_inner());
+            match containers.get_mut(id) {
+                Some(running) => (running.shim.take(), running.bundle.clone()),
+                None => (None, self.dir.join("containers").join(id)),
+            }
+        };
+        let record = match shim {
+            Some(shim) => shim.wait().await.ok(),
+            None => shim::wait_exit(&bundle, Duration::from_millis(100))
+                .await
+                .ok(),
+        };
+        match record {
+            Some(record) => ExitInfo {
+                code: record.exit_code,
+                reason: if record.oom_killed {
+                    "OOMKilled"
+                } else if record.exit_code == 0 {
+                    "Completed"
+                } else {
+                    "Error"
+                }
+                .to_owned(),
+                finished_at: record
+                    .finished_at
+                    .split('.')
+                    .next()
+                    .map_or_else(crate::node::now, |s| format!("{s}Z")),
+            },
+            None => ExitInfo {
+                code: 255,
+                reason: "Unknown".into(),
+                finished_at: crate::node::now(),
+            },
+        }
+    }
+
+    async fn stop_container(&self, id: &str, grace: Duration) {
+        let bundle = self.dir.join("containers").join(id);
+        let _ = self.runtime.kill(id, nix_signal::TERM, false).await;
+        if tokio::time::timeout(grace, shim::wait_exit(&bundle, Duration::from_millis(50)))
+            .await
+            .is_err()
+        {
+            let _ = self.runtime.kill(id, nix_signal::KILL, true).await;
+        }
+    }
+
+    async fn remove_container(&self, id: &str) {
+        let running = self
+            .containers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+        let _ = self.runtime.delete(id, true).await;
+        if let Some(running) = running {
+            let _ = running.overlay.remove();
+            let _ = std::fs::remove_dir_all(&running.bundle);
+        }
+    }
+
+    async fn stop_sandbox(&self, sandbox: &SandboxInfo) {
+        let taken = self
+            .sandboxes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&sandbox.id);
+        if let Some(pause) = taken {
+            if let Err(e) = self
+                .network
+                .del(&sandbox.id, &pause.netns_path(), "eth0", &[])
+                .await
+            {
+                tracing::warn!(pod = %sandbox.id, "CNI DEL failed: {e}");
+            }
+            if let Err(e) = pause.stop().await {
+                tracing::warn!(pod = %sandbox.id, "stopping the pod sandbox: {e}");
+            }
+        }
+        let _ = self
+            .cgroups
+            .remove(&format!("/gantry/pod{}", sandbox.id))
+            .await;
+    }
+}
+
+/// Signals, as the runtime driver takes them.
+mod nix_signal {
+    pub(super) use nix::sys::signal::Signal::{SIGKILL as KILL, SIGTERM as TERM};
+}
+
+fn bind(source: PathBuf, destination: &str, readonly: bool) -> BindMount {
+    BindMount {
+        source,
+        destination: PathBuf::from(destination),
+        readonly,
+        ..BindMount::default()
+    }
+}
+
+/// How many times the container has been started in this pod (the log file's number).
+fn launch_count(pod_dir: &Path, container: &str) -> usize {
+    std::fs::read_dir(pod_dir.join("logs").join(container)).map_or(0, |d| d.count())
+}
+
+/// The pod's `/etc/hosts`, `/etc/hostname` and `/etc/resolv.conf` (the node's resolvers for now).
+fn write_etc(dir: &Path, hostname: &str, ip: Option<&str>) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let mut hosts = String::from(
+        "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+    );
+    if let Some(ip) = ip {
+        hosts.push_str(&format!("{ip}\t{hostname}\n"));
+    }
+    std::fs::write(dir.join("hosts"), hosts)?;
+    std::fs::write(dir.join("hostname"), format!("{hostname}\n"))?;
+    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    std::fs::write(dir.join("resolv.conf"), resolv)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn resources_become_cgroup_limits() {
+        let c = json!({"resources": {"requests": {"cpu": "250m"}, "limits": {"cpu": "1", "memory": "64Mi"}}});
+        let r = resources(&c);
+        assert_eq!(r.cpu_shares, Some(256));
+        assert_eq!(r.cpu_quota, Some(100_000));
+        assert_eq!(r.cpu_period, Some(100_000));
+        assert_eq!(r.memory_limit, Some(64 << 20));
+        assert_eq!(resources(&json!({})).cpu_shares, Some(2));
+        assert_eq!(bytes("1G"), Some(1_000_000_000));
+        assert_eq!(millicores("1.5"), Some(1500));
+    }
+
+    #[test]
+    fn users_come_from_the_security_context_then_the_image() {
+        let pod =
+            json!({"spec": {"securityContext": {"runAsUser": 1000, "supplementalGroups": [5]}}});
+        let container = json!({"securityContext": {"runAsGroup": 3000}});
+        assert_eq!(
+            user(&pod, &container, "7:8"),
+            UserIds {
+                uid: 1000,
+                gid: 3000,
+                additional_gids: vec![5]
+            }
+        );
+        assert_eq!(user(&json!({}), &json!({}), "65534:65534").uid, 65534);
+        assert_eq!(user(&json!({}), &json!({}), "nobody").uid, 0);
+    }
+
+    #[test]
+    fn host_ports_become_port_mappings() {
+        let pod = json!({"spec": {"containers": [{"ports": [{"containerPort": 80, "hostPort": 8080},
+            {"containerPort": 53, "protocol": "UDP"}]}]}});
+        let ports = port_mappings(&pod);
+        assert_eq!(ports.len(), 1);
+        assert_eq!(
+            (
+                ports[0].host_port,
+                ports[0].container_port,
+                ports[0].protocol.as_str()
+            ),
+            (8080, 80, "tcp")
+        );
+    }
+}

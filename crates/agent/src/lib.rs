@@ -1,0 +1,101 @@
+//! Gantry's node agent (its kubelet): registers the machine as a Node, keeps its Lease and status current,
+//! and runs the pods bound to it.
+
+pub mod facts;
+pub mod host;
+pub mod launch;
+pub mod node;
+pub mod pods;
+pub mod restart;
+pub mod status;
+pub mod worker;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use gantry_client::Client;
+
+pub use facts::NodeFacts;
+pub use node::NodeIdentity;
+
+/// How an agent is set up.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub node_name: String,
+    pub node_ip: IpAddr,
+    /// Where the agent keeps its state (containers, logs, images).
+    pub data_dir: PathBuf,
+    /// The addresses this node gives its pods (`10.42.0.0/24`).
+    pub pod_cidr: String,
+    /// The Linux bridge pods are attached to (`cni0`).
+    pub cni_bridge: String,
+    /// Registries (`host:port`) pulled from over plain HTTP.
+    pub plain_http_registries: Vec<String>,
+}
+
+/// Opens what runs the node's containers: fails (naming what to install) when the host lacks an OCI runtime,
+/// the CNI plugins or overlayfs, or the agent is not root.
+pub fn open_host(config: &AgentConfig) -> Result<host::NodeHost, host::SetupError> {
+    let network = gantry_net::default_network(
+        &config.pod_cidr,
+        &config.cni_bridge,
+        1450,
+        &config.data_dir.join("cni"),
+    );
+    host::NodeHost::open(
+        &config.data_dir,
+        network,
+        gantry_images::PullOptions {
+            plain_http_registries: config.plain_http_registries.clone(),
+            credentials: None,
+        },
+    )
+}
+
+/// Runs the agent for as long as the process lives: registers the Node (retrying until the API answers),
+/// renews its Lease, refreshes its status, and runs the pods bound to it on `host`.
+pub async fn run(client: Client, config: AgentConfig, host: host::NodeHost) {
+    let facts = NodeFacts::gather(&config.data_dir);
+    let identity = NodeIdentity {
+        name: config.node_name.clone(),
+        ip: config.node_ip,
+        runtime_version: host.runtime_version(),
+    };
+    let uid = loop {
+        match node::register(&client, &identity, &facts).await {
+            Ok(uid) => break uid,
+            Err(e) => {
+                tracing::warn!(node = %identity.name, "cannot register the node yet: {e}");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
+    };
+    tracing::info!(node = %identity.name, runtime = %identity.runtime_version, "node registered");
+    let lease = {
+        let (client, name) = (client.clone(), identity.name.clone());
+        async move {
+            loop {
+                if let Err(e) = node::renew_lease(&client, &name, &uid).await {
+                    tracing::warn!(node = %name, "cannot renew the node lease: {e}");
+                }
+                tokio::time::sleep(node::LEASE_RENEW).await;
+            }
+        }
+    };
+    let status = async {
+        loop {
+            tokio::time::sleep(node::STATUS_REFRESH).await;
+            let facts = NodeFacts::gather(&config.data_dir);
+            if let Err(e) = node::refresh_status(&client, &identity, &facts).await {
+                tracing::warn!(node = %identity.name, "cannot update the node status: {e}");
+            }
+        }
+    };
+    let pods = pods::run(
+        client.clone(),
+        identity.name.clone(),
+        identity.ip.to_string(),
+        std::sync::Arc::new(host),
+    );
+    futures::join!(lease, status, pods);
+}

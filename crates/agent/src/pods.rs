@@ -1,0 +1,160 @@
+//! The pods bound to this node: a watch on `spec.nodeName=<node>` feeds one [`worker`] per pod (by uid), and
+//! [`KubePodApi`] is what the workers need of the API, through the kube client.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use gantry_client::k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use gantry_client::kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
+use gantry_client::kube::runtime::watcher;
+use gantry_client::{Api, Client};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use crate::worker::{self, ContainerHost, PodApi};
+
+/// Runs a worker for every pod bound to `node` for as long as the watch lasts (it re-lists and resumes on its
+/// own after errors).
+pub async fn run(client: Client, node: String, host_ip: String, host: Arc<dyn ContainerHost>) {
+    let pods: Api<Pod> = Api::all(client.clone());
+    let api: Arc<dyn PodApi> = Arc::new(KubePodApi { client });
+    let config = watcher::Config::default().fields(&format!("spec.nodeName={node}"));
+    let mut events = watcher(pods, config).boxed();
+    let mut workers: HashMap<String, watch::Sender<Option<Value>>> = HashMap::new();
+    let mut listed: Vec<String> = Vec::new();
+    while let Some(event) = events.next().await {
+        let event = match event {
+            Ok(event) => event,
+            Err(e) => {
+                tracing::warn!("watching this node's pods: {e}");
+                continue;
+            }
+        };
+        match event {
+            watcher::Event::Init => listed.clear(),
+            watcher::Event::Apply(pod) | watcher::Event::InitApply(pod) => {
+                let Ok(pod) = serde_json::to_value(&pod) else {
+                    continue;
+                };
+                let uid = pod
+                    .pointer("/metadata/uid")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                listed.push(uid.clone());
+                match workers.get(&uid) {
+                    Some(sender) => {
+                        let _ = sender.send(Some(pod));
+                    }
+                    None => {
+                        let (sender, receiver) = watch::channel(Some(pod));
+                        workers.insert(uid, sender);
+                        tokio::spawn(worker::run(
+                            receiver,
+                            host.clone(),
+                            api.clone(),
+                            host_ip.clone(),
+                            crate::node::now,
+                        ));
+                    }
+                }
+            }
+            watcher::Event::Delete(pod) => {
+                if let Some(sender) = pod
+                    .metadata
+                    .uid
+                    .as_ref()
+                    .and_then(|uid| workers.remove(uid))
+                {
+                    let _ = sender.send(None);
+                }
+            }
+            // A fresh list: pods that were not in it are gone.
+            watcher::Event::InitDone => {
+                workers.retain(|uid, sender| {
+                    let keep = listed.contains(uid);
+                    if !keep {
+                        let _ = sender.send(None);
+                    }
+                    keep
+                });
+            }
+        }
+        workers.retain(|_, sender| !sender.is_closed());
+    }
+}
+
+/// The workers' view of the API.
+struct KubePodApi {
+    client: Client,
+}
+
+fn identity(pod: &Value) -> (String, String) {
+    let text = |p: &str| {
+        pod.pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    (text("/metadata/namespace"), text("/metadata/name"))
+}
+
+#[async_trait]
+impl PodApi for KubePodApi {
+    async fn write_status(&self, pod: &Value, status: &Value) -> Result<(), String> {
+        let (namespace, name) = identity(pod);
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &namespace);
+        let patch = json!({"status": status});
+        pods.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
+    async fn finish_deletion(&self, pod: &Value) -> Result<(), String> {
+        let (namespace, name) = identity(pod);
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &namespace);
+        let params = DeleteParams {
+            grace_period_seconds: Some(0),
+            preconditions: Some(Preconditions {
+                uid: pod
+                    .pointer("/metadata/uid")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        match pods.delete(&name, &params).await {
+            Ok(_) => Ok(()),
+            Err(gantry_client::kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    async fn config_data(
+        &self,
+        namespace: &str,
+        name: &str,
+        secret: bool,
+    ) -> Option<BTreeMap<String, String>> {
+        if secret {
+            let secrets: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+            let found = secrets.get_opt(name).await.ok().flatten()?;
+            Some(
+                found
+                    .data
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+                    .collect(),
+            )
+        } else {
+            let maps: Api<ConfigMap> = Api::namespaced(self.client.clone(), namespace);
+            let found = maps.get_opt(name).await.ok().flatten()?;
+            Some(found.data.unwrap_or_default())
+        }
+    }
+}

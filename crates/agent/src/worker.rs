@@ -1,0 +1,875 @@
+//! The pod worker: one task per pod bound to this node. It starts the pod's sandbox, runs its init containers
+//! in order, then its containers, restarts them as the pod's `restartPolicy` says (with back-off), writes the
+//! pod's status whenever what it observes changes, and when the pod is deleted stops everything (each
+//! container gets the grace period) and completes the deletion.
+//!
+//! Containers and the API are behind [`ContainerHost`] and [`PodApi`], so the logic here is tested with fakes;
+//! the agent wires in the runtime, image store and API client.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use serde_json::Value;
+use tokio::sync::{Notify, watch};
+
+use crate::launch::{self, EnvSources, ImageDefaults, Launch};
+use crate::restart::{self, Backoff};
+use crate::status::{self, ContainerObservation, ContainerState, PodObservation};
+
+/// `imagePullPolicy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullPolicy {
+    Always,
+    IfNotPresent,
+    Never,
+}
+
+impl PullPolicy {
+    /// The container's policy, defaulted as the API server defaults it (`Always` for `:latest` or no tag).
+    pub fn of(container: &Value) -> PullPolicy {
+        match container.get("imagePullPolicy").and_then(Value::as_str) {
+            Some("Always") => PullPolicy::Always,
+            Some("Never") => PullPolicy::Never,
+            Some(_) => PullPolicy::IfNotPresent,
+            None => {
+                let image = container
+                    .get("image")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let tag = image
+                    .rsplit_once(':')
+                    .map(|(_, t)| t)
+                    .filter(|t| !t.contains('/'));
+                if image.contains('@') || tag.is_some_and(|t| t != "latest") {
+                    PullPolicy::IfNotPresent
+                } else {
+                    PullPolicy::Always
+                }
+            }
+        }
+    }
+}
+
+/// A pod's sandbox: what holds its namespaces, and its IP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxInfo {
+    pub id: String,
+    pub ip: Option<String>,
+}
+
+/// A container that started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Started {
+    pub id: String,
+    pub started_at: String,
+}
+
+/// How a container ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExitInfo {
+    pub code: i32,
+    /// `Completed`, `Error`, `OOMKilled`.
+    pub reason: String,
+    pub finished_at: String,
+}
+
+/// Why a step failed, as container states name it (`ErrImagePull`, `CreateContainerError`, …).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}: {message}")]
+pub struct HostError {
+    pub reason: String,
+    pub message: String,
+}
+
+/// What runs containers on this node.
+#[async_trait]
+pub trait ContainerHost: Send + Sync + 'static {
+    /// Makes the image present as `policy` says; its id and config.
+    async fn image(
+        &self,
+        image: &str,
+        policy: PullPolicy,
+    ) -> Result<(String, ImageDefaults), HostError>;
+    async fn start_sandbox(&self, pod: &Value) -> Result<SandboxInfo, HostError>;
+    async fn start_container(
+        &self,
+        pod: &Value,
+        sandbox: &SandboxInfo,
+        container: &Value,
+        launch: &Launch,
+    ) -> Result<Started, HostError>;
+    /// Resolves once the container has exited.
+    async fn wait_container(&self, id: &str) -> ExitInfo;
+    /// SIGTERM, then SIGKILL after `grace`.
+    async fn stop_container(&self, id: &str, grace: Duration);
+    async fn remove_container(&self, id: &str);
+    async fn stop_sandbox(&self, sandbox: &SandboxInfo);
+}
+
+/// What the worker needs of the API.
+#[async_trait]
+pub trait PodApi: Send + Sync + 'static {
+    /// Replaces the pod's status.
+    async fn write_status(&self, pod: &Value, status: &Value) -> Result<(), String>;
+    /// Completes the deletion of a pod whose containers are gone (grace 0, on its uid).
+    async fn finish_deletion(&self, pod: &Value) -> Result<(), String>;
+    /// A ConfigMap or Secret of the pod's namespace, its data as text (`None`: absent).
+    async fn config_data(
+        &self,
+        namespace: &str,
+        name: &str,
+        secret: bool,
+    ) -> Option<BTreeMap<String, String>>;
+}
+
+/// The clock the worker stamps times with (RFC 3339).
+pub type Clock = fn() -> String;
+
+/// Runs the pod whose versions `pod` delivers (`None` once it is gone from the API) until it is gone.
+pub async fn run(
+    mut pod: watch::Receiver<Option<Value>>,
+    host: Arc<dyn ContainerHost>,
+    api: Arc<dyn PodApi>,
+    host_ip: String,
+    now: Clock,
+) {
+    let Some(first) = pod.borrow_and_update().clone() else {
+        return;
+    };
+    let shared = Arc::new(Shared {
+        observation: Mutex::new(PodObservation {
+            host_ip,
+            start_time: now(),
+            now: now(),
+            ..PodObservation::default()
+        }),
+        changed: Notify::new(),
+        sandbox: Mutex::new(None),
+    });
+    let status_writer = tokio::spawn(write_statuses(
+        pod.clone(),
+        shared.clone(),
+        api.clone(),
+        now,
+    ));
+    let pod_runner = tokio::spawn(run_pod(first, host.clone(), api.clone(), shared.clone()));
+    // Until the pod is marked for deletion (or vanishes).
+    let deleted = loop {
+        let current = pod.borrow_and_update().clone();
+        match current {
+            None => break None,
+            Some(p) if p.pointer("/metadata/deletionTimestamp").is_some() => break Some(p),
+            Some(_) => {}
+        }
+        if pod.changed().await.is_err() {
+            break None;
+        }
+    };
+    pod_runner.abort();
+    let _ = pod_runner.await;
+    let grace = deleted
+        .as_ref()
+        .and_then(|p| p.pointer("/metadata/deletionGracePeriodSeconds"))
+        .and_then(Value::as_u64)
+        .unwrap_or(30);
+    stop_everything(&host, &shared, Duration::from_secs(grace)).await;
+    shared.changed.notify_one();
+    status_writer.abort();
+    if let Some(pod) = deleted
+        && let Err(e) = api.finish_deletion(&pod).await
+    {
+        tracing::warn!("cannot complete the deletion of a pod: {e}");
+    }
+}
+
+/// What the pod's tasks share: the observation, a signal that it changed, and the sandbox once started.
+struct Shared {
+    observation: Mutex<PodObservation>,
+    changed: Notify,
+    sandbox: Mutex<Option<SandboxInfo>>,
+}
+
+impl Shared {
+    fn update(&self, f: impl FnOnce(&mut PodObservation)) {
+        f(&mut self.observation.lock().unwrap_or_else(|p| p.into_inner()));
+        self.changed.notify_one();
+    }
+
+    fn snapshot(&self) -> PodObservation {
+        self.observation
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+/// Writes the pod's status each time the observation changes (and once at start).
+async fn write_statuses(
+    pod: watch::Receiver<Option<Value>>,
+    shared: Arc<Shared>,
+    api: Arc<dyn PodApi>,
+    now: Clock,
+) {
+    let mut last: Option<Value> = None;
+    loop {
+        let Some(current) = pod.borrow().clone() else {
+            return;
+        };
+        let mut observed = shared.snapshot();
+        observed.now = now();
+        let status = status::pod_status(&current, &observed);
+        if last.as_ref() != Some(&status) {
+            match api.write_status(&current, &status).await {
+                Ok(()) => last = Some(status),
+                Err(e) => tracing::warn!("cannot write a pod status: {e}"),
+            }
+        }
+        shared.changed.notified().await;
+    }
+}
+
+/// The pod's life: sandbox, init containers in order, then every container under its restart policy.
+async fn run_pod(
+    pod: Value,
+    host: Arc<dyn ContainerHost>,
+    api: Arc<dyn PodApi>,
+    shared: Arc<Shared>,
+) {
+    let restart_policy = pod
+        .pointer("/spec/restartPolicy")
+        .and_then(Value::as_str)
+        .unwrap_or("Always")
+        .to_owned();
+    let mut backoff = Backoff::default();
+    let sandbox = loop {
+        match host.start_sandbox(&pod).await {
+            Ok(sandbox) => break sandbox,
+            Err(e) => {
+                tracing::warn!("cannot start a pod sandbox: {e}");
+                tokio::time::sleep(backoff.next(Duration::ZERO)).await;
+            }
+        }
+    };
+    *shared.sandbox.lock().unwrap_or_else(|p| p.into_inner()) = Some(sandbox.clone());
+    shared.update(|o| {
+        o.sandbox_ready = true;
+        o.pod_ip = sandbox.ip.clone();
+    });
+    let sandbox = Arc::new(sandbox);
+    let context = Arc::new(Context {
+        pod,
+        host,
+        api,
+        shared,
+        sandbox,
+    });
+    let spec_list = |field: &str| -> Vec<Value> {
+        context
+            .pod
+            .pointer(&format!("/spec/{field}"))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let mut sidecars = Vec::new();
+    for init in spec_list("initContainers") {
+        if status::is_sidecar(&init) {
+            sidecars.push(tokio::spawn(keep_running(
+                context.clone(),
+                init,
+                true,
+                "Always".into(),
+            )));
+            continue;
+        }
+        if !run_to_success(&context, &init, &restart_policy).await {
+            return; // Failed for good (restartPolicy Never): the pod is Failed.
+        }
+    }
+    let mut containers = sidecars;
+    for container in spec_list("containers") {
+        containers.push(tokio::spawn(keep_running(
+            context.clone(),
+            container,
+            false,
+            restart_policy.clone(),
+        )));
+    }
+    for task in containers {
+        let _ = task.await;
+    }
+}
+
+struct Context {
+    pod: Value,
+    host: Arc<dyn ContainerHost>,
+    api: Arc<dyn PodApi>,
+    shared: Arc<Shared>,
+    sandbox: Arc<SandboxInfo>,
+}
+
+impl Context {
+    fn name(container: &Value) -> String {
+        container
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Records `state` (and keeps the previous one as the last state when it ran) for the container.
+    fn record(
+        &self,
+        container: &Value,
+        init: bool,
+        image_id: Option<&str>,
+        id: Option<&str>,
+        state: ContainerState,
+    ) {
+        let name = Self::name(container);
+        let image = container
+            .get("image")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        self.shared.update(|o| {
+            let list = if init {
+                &mut o.init_containers
+            } else {
+                &mut o.containers
+            };
+            let entry = match list.iter().position(|c| c.name == name) {
+                Some(i) => &mut list[i],
+                None => {
+                    list.push(ContainerObservation {
+                        name: name.clone(),
+                        image,
+                        image_id: String::new(),
+                        container_id: String::new(),
+                        state: state.clone(),
+                        last_state: None,
+                        restart_count: 0,
+                    });
+                    let last = list.len() - 1;
+                    &mut list[last]
+                }
+            };
+            if let Some(image_id) = image_id {
+                entry.image_id = image_id.to_owned();
+            }
+            if let Some(id) = id {
+                entry.container_id = format!("runc://{id}");
+            }
+            // Leaving a terminated state is a restart: what ended becomes the last state.
+            let ended = matches!(entry.state, ContainerState::Terminated { .. });
+            if ended && !matches!(state, ContainerState::Terminated { .. }) {
+                entry.last_state = Some(entry.state.clone());
+                entry.restart_count += 1;
+            }
+            entry.state = state;
+        });
+    }
+
+    /// Pulls, resolves and starts the container once, and waits for it to exit.
+    async fn run_once(
+        &self,
+        container: &Value,
+        init: bool,
+    ) -> Result<(ExitInfo, Duration), HostError> {
+        let waiting = |reason: &str, message: &str| ContainerState::Waiting {
+            reason: reason.to_owned(),
+            message: message.to_owned(),
+        };
+        let image = container
+            .get("image")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let (image_id, defaults) = match self.host.image(image, PullPolicy::of(container)).await {
+            Ok(found) => found,
+            Err(e) => {
+                self.record(container, init, None, None, waiting(&e.reason, &e.message));
+                return Err(e);
+            }
+        };
+        let sources = self.env_sources(container).await;
+        let launch = match launch::resolve(&self.pod, container, &defaults, &sources) {
+            Ok(launch) => launch,
+            Err(e) => {
+                let error = HostError {
+                    reason: "CreateContainerConfigError".into(),
+                    message: e.0,
+                };
+                self.record(
+                    container,
+                    init,
+                    Some(&image_id),
+                    None,
+                    waiting(&error.reason, &error.message),
+                );
+                return Err(error);
+            }
+        };
+        let started = match self
+            .host
+            .start_container(&self.pod, &self.sandbox, container, &launch)
+            .await
+        {
+            Ok(started) => started,
+            Err(e) => {
+                self.record(
+                    container,
+                    init,
+                    Some(&image_id),
+                    None,
+                    waiting(&e.reason, &e.message),
+                );
+                return Err(e);
+            }
+        };
+        let ran_from = Instant::now();
+        self.record(
+            container,
+            init,
+            Some(&image_id),
+            Some(&started.id),
+            ContainerState::Running {
+                started_at: started.started_at.clone(),
+                ready: !init,
+                started: true,
+            },
+        );
+        let exit = self.host.wait_container(&started.id).await;
+        let ran = ran_from.elapsed();
+        self.record(
+            container,
+            init,
+            None,
+            None,
+            ContainerState::Terminated {
+                exit_code: exit.code,
+                reason: exit.reason.clone(),
+                message: String::new(),
+                started_at: started.started_at,
+                finished_at: exit.finished_at.clone(),
+            },
+        );
+        self.host.remove_container(&started.id).await;
+        Ok((exit, ran))
+    }
+
+    /// The ConfigMaps and Secrets the container's environment refers to, fetched now.
+    async fn env_sources(&self, container: &Value) -> Prefetched {
+        let namespace = self
+            .pod
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let mut wanted: Vec<(String, bool)> = Vec::new();
+        for var in container
+            .get("env")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            for (field, secret) in [("configMapKeyRef", false), ("secretKeyRef", true)] {
+                if let Some(name) = var
+                    .pointer(&format!("/valueFrom/{field}/name"))
+                    .and_then(Value::as_str)
+                {
+                    wanted.push((name.to_owned(), secret));
+                }
+            }
+        }
+        for source in container
+            .get("envFrom")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            for (field, secret) in [("configMapRef", false), ("secretRef", true)] {
+                if let Some(name) = source
+                    .pointer(&format!("/{field}/name"))
+                    .and_then(Value::as_str)
+                {
+                    wanted.push((name.to_owned(), secret));
+                }
+            }
+        }
+        wanted.sort();
+        wanted.dedup();
+        let mut fetched = Prefetched::default();
+        for (name, secret) in wanted {
+            if let Some(data) = self.api.config_data(namespace, &name, secret).await {
+                let map = if secret {
+                    &mut fetched.secrets
+                } else {
+                    &mut fetched.config_maps
+                };
+                map.insert(name, data);
+            }
+        }
+        fetched
+    }
+}
+
+#[derive(Default)]
+struct Prefetched {
+    config_maps: BTreeMap<String, BTreeMap<String, String>>,
+    secrets: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl EnvSources for Prefetched {
+    fn config_map(&self, name: &str) -> Option<BTreeMap<String, String>> {
+        self.config_maps.get(name).cloned()
+    }
+    fn secret(&self, name: &str) -> Option<BTreeMap<String, String>> {
+        self.secrets.get(name).cloned()
+    }
+}
+
+/// Runs a regular init container until it succeeds; false when it failed and may not run again.
+async fn run_to_success(context: &Context, container: &Value, restart_policy: &str) -> bool {
+    let mut backoff = Backoff::default();
+    loop {
+        let ran = match context.run_once(container, true).await {
+            Ok((exit, _)) if exit.code == 0 => return true,
+            Ok((exit, _)) if !restart::should_restart(restart_policy, exit.code) => return false,
+            Ok((_, ran)) => ran,
+            Err(_) => Duration::ZERO,
+        };
+        tokio::time::sleep(backoff.next(ran)).await;
+    }
+}
+
+/// Runs a container for as long as its restart policy says (sidecars: always).
+async fn keep_running(
+    context: Arc<Context>,
+    container: Value,
+    sidecar: bool,
+    restart_policy: String,
+) {
+    let mut backoff = Backoff::default();
+    loop {
+        let (exit_code, ran) = match context.run_once(&container, sidecar).await {
+            Ok((exit, ran)) => (exit.code, ran),
+            Err(_) => (1, Duration::ZERO),
+        };
+        if !restart::should_restart(&restart_policy, exit_code) {
+            return;
+        }
+        let wait = backoff.next(ran);
+        if ran > Duration::ZERO {
+            context.record(
+                &container,
+                sidecar,
+                None,
+                None,
+                ContainerState::Waiting {
+                    reason: "CrashLoopBackOff".into(),
+                    message: format!(
+                        "back-off {}s restarting failed container={} pod={}",
+                        wait.as_secs(),
+                        Context::name(&container),
+                        context
+                            .pod
+                            .pointer("/metadata/name")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                    ),
+                },
+            );
+        }
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// Stops every running container of the pod (each given `grace`), then the sandbox.
+async fn stop_everything(host: &Arc<dyn ContainerHost>, shared: &Shared, grace: Duration) {
+    let observed = shared.snapshot();
+    let running: Vec<String> = observed
+        .containers
+        .iter()
+        .chain(&observed.init_containers)
+        .filter(|c| matches!(c.state, ContainerState::Running { .. }))
+        .map(|c| c.container_id.trim_start_matches("runc://").to_owned())
+        .collect();
+    futures::future::join_all(running.iter().map(|id| async move {
+        host.stop_container(id, grace).await;
+        host.remove_container(id).await;
+    }))
+    .await;
+    let sandbox = shared
+        .sandbox
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
+    if let Some(sandbox) = sandbox {
+        host.stop_sandbox(&sandbox).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use serde_json::json;
+    use tokio::sync::oneshot;
+
+    use super::*;
+
+    /// Containers that exit with scripted codes, run after run; with the script used up, they run until stopped.
+    #[derive(Default)]
+    struct FakeHost {
+        scripts: Mutex<HashMap<String, Vec<i32>>>,
+        running: Mutex<HashMap<String, oneshot::Sender<i32>>>,
+        waits: Mutex<HashMap<String, oneshot::Receiver<i32>>>,
+        log: Mutex<Vec<String>>,
+        next: Mutex<u32>,
+    }
+
+    impl FakeHost {
+        fn log(&self, entry: String) {
+            self.log.lock().unwrap().push(entry);
+        }
+        fn entries(&self) -> Vec<String> {
+            self.log.lock().unwrap().clone()
+        }
+    }
+
+    #[async_trait]
+    impl ContainerHost for FakeHost {
+        async fn image(
+            &self,
+            image: &str,
+            _: PullPolicy,
+        ) -> Result<(String, ImageDefaults), HostError> {
+            if image == "missing" {
+                return Err(HostError {
+                    reason: "ErrImagePull".into(),
+                    message: "not found".into(),
+                });
+            }
+            Ok((
+                "sha256:1".into(),
+                ImageDefaults {
+                    entrypoint: vec!["/bin/sh".into()],
+                    ..Default::default()
+                },
+            ))
+        }
+        async fn start_sandbox(&self, _: &Value) -> Result<SandboxInfo, HostError> {
+            self.log("sandbox".into());
+            Ok(SandboxInfo {
+                id: "sb".into(),
+                ip: Some("10.42.0.9".into()),
+            })
+        }
+        async fn start_container(
+            &self,
+            _: &Value,
+            _: &SandboxInfo,
+            container: &Value,
+            _: &Launch,
+        ) -> Result<Started, HostError> {
+            let name = container["name"].as_str().unwrap().to_owned();
+            let id = {
+                let mut next = self.next.lock().unwrap();
+                *next += 1;
+                format!("{name}-{next}")
+            };
+            let (tx, rx) = oneshot::channel();
+            let scripted = {
+                let mut scripts = self.scripts.lock().unwrap();
+                scripts
+                    .get_mut(&name)
+                    .and_then(|s| (!s.is_empty()).then(|| s.remove(0)))
+            };
+            match scripted {
+                Some(code) => {
+                    let _ = tx.send(code);
+                }
+                None => {
+                    self.running.lock().unwrap().insert(id.clone(), tx);
+                }
+            }
+            self.waits.lock().unwrap().insert(id.clone(), rx);
+            self.log(format!("start {name}"));
+            Ok(Started {
+                id,
+                started_at: "2026-01-01T00:00:00Z".into(),
+            })
+        }
+        async fn wait_container(&self, id: &str) -> ExitInfo {
+            let rx = self.waits.lock().unwrap().remove(id).unwrap();
+            let code = rx.await.unwrap_or(137);
+            ExitInfo {
+                code,
+                reason: if code == 0 { "Completed" } else { "Error" }.into(),
+                finished_at: "2026-01-01T00:00:01Z".into(),
+            }
+        }
+        async fn stop_container(&self, id: &str, grace: Duration) {
+            self.log(format!("stop {id} grace {}", grace.as_secs()));
+            if let Some(tx) = self.running.lock().unwrap().remove(id) {
+                let _ = tx.send(143);
+            }
+        }
+        async fn remove_container(&self, _: &str) {}
+        async fn stop_sandbox(&self, sandbox: &SandboxInfo) {
+            self.log(format!("stop sandbox {}", sandbox.id));
+        }
+    }
+
+    #[derive(Default)]
+    struct FakeApi {
+        statuses: Mutex<Vec<Value>>,
+        finished: Mutex<bool>,
+    }
+
+    #[async_trait]
+    impl PodApi for FakeApi {
+        async fn write_status(&self, _: &Value, status: &Value) -> Result<(), String> {
+            self.statuses.lock().unwrap().push(status.clone());
+            Ok(())
+        }
+        async fn finish_deletion(&self, _: &Value) -> Result<(), String> {
+            *self.finished.lock().unwrap() = true;
+            Ok(())
+        }
+        async fn config_data(&self, _: &str, _: &str, _: bool) -> Option<BTreeMap<String, String>> {
+            None
+        }
+    }
+
+    fn now() -> String {
+        "2026-01-01T00:00:02Z".into()
+    }
+
+    fn pod(restart_policy: &str) -> Value {
+        json!({"metadata": {"name": "p", "namespace": "default", "uid": "u"},
+            "spec": {"restartPolicy": restart_policy, "nodeName": "n1",
+                "initContainers": [{"name": "setup", "image": "busybox:1"}],
+                "containers": [{"name": "a", "image": "busybox:1"}, {"name": "b", "image": "busybox:1"}]},
+            "status": {"phase": "Pending", "qosClass": "BestEffort"}})
+    }
+
+    /// Waits (in paused time) until the last status written satisfies `check`.
+    async fn until(api: &FakeApi, check: impl Fn(&Value) -> bool) -> Value {
+        for _ in 0..10_000 {
+            if let Some(last) = api.statuses.lock().unwrap().last().filter(|s| check(s)) {
+                return last.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("no such status: {:?}", api.statuses.lock().unwrap().last());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn runs_init_then_containers_restarts_on_failure_and_stops_on_deletion() {
+        let host = Arc::new(FakeHost::default());
+        host.scripts.lock().unwrap().insert("setup".into(), vec![0]);
+        host.scripts.lock().unwrap().insert("a".into(), vec![1, 0]);
+        let api = Arc::new(FakeApi::default());
+        let (tx, rx) = watch::channel(Some(pod("OnFailure")));
+        let worker = tokio::spawn(run(
+            rx,
+            host.clone(),
+            api.clone(),
+            "192.168.0.2".into(),
+            now,
+        ));
+        let status = until(&api, |s| {
+            s["containerStatuses"].as_array().is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["name"] == "a" && c["state"]["terminated"]["exitCode"] == 0)
+            })
+        })
+        .await;
+        assert_eq!(status["phase"], "Running");
+        assert_eq!(status["podIP"], "10.42.0.9");
+        assert_eq!(
+            status["initContainerStatuses"][0]["state"]["terminated"]["reason"],
+            "Completed"
+        );
+        let a = status["containerStatuses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "a")
+            .unwrap();
+        assert_eq!(a["restartCount"], 1);
+        assert_eq!(a["lastState"]["terminated"]["exitCode"], 1);
+        let b = status["containerStatuses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "b")
+            .unwrap();
+        assert!(b["state"]["running"].is_object());
+        assert_eq!(host.entries()[..2], ["sandbox", "start setup"]);
+
+        // Deleted with a grace period: b is stopped with it, then the sandbox, then the deletion completes.
+        let mut deleting = pod("OnFailure");
+        deleting["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:03Z");
+        deleting["metadata"]["deletionGracePeriodSeconds"] = json!(7);
+        tx.send(Some(deleting)).unwrap();
+        worker.await.unwrap();
+        let log = host.entries();
+        assert!(
+            log.iter()
+                .any(|e| e.starts_with("stop b-") && e.ends_with("grace 7")),
+            "{log:?}"
+        );
+        assert_eq!(log.last().unwrap(), "stop sandbox sb");
+        assert!(*api.finished.lock().unwrap());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_init_container_fails_a_never_restarting_pod() {
+        let host = Arc::new(FakeHost::default());
+        host.scripts.lock().unwrap().insert("setup".into(), vec![3]);
+        let api = Arc::new(FakeApi::default());
+        let (_tx, rx) = watch::channel(Some(pod("Never")));
+        tokio::spawn(run(
+            rx,
+            host.clone(),
+            api.clone(),
+            "192.168.0.2".into(),
+            now,
+        ));
+        let status = until(&api, |s| s["phase"] == "Failed").await;
+        assert_eq!(
+            status["initContainerStatuses"][0]["state"]["terminated"]["exitCode"],
+            3
+        );
+        assert!(!host.entries().iter().any(|e| e == "start a"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_missing_image_is_err_image_pull_and_retried() {
+        let host = Arc::new(FakeHost::default());
+        let api = Arc::new(FakeApi::default());
+        let mut pod = pod("Always");
+        pod["spec"]["initContainers"] = json!([]);
+        pod["spec"]["containers"] = json!([{"name": "a", "image": "missing"}]);
+        let (_tx, rx) = watch::channel(Some(pod));
+        tokio::spawn(run(
+            rx,
+            host.clone(),
+            api.clone(),
+            "192.168.0.2".into(),
+            now,
+        ));
+        let status = until(&api, |s| {
+            s["containerStatuses"][0]["state"]["waiting"]["reason"] == "ErrImagePull"
+        })
+        .await;
+        assert_eq!(status["phase"], "Pending");
+        assert_eq!(
+            status["containerStatuses"][0]["state"]["waiting"]["message"],
+            "not found"
+        );
+    }
+}

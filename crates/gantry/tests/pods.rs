@@ -1,0 +1,268 @@
+//! End to end: pods run as real containers (runc or crun, CNI bridge network, overlay root filesystems) under
+//! the node agent of `gantry server`, with an image imported by `gantry image import`: an init container, two
+//! containers talking over localhost and sharing an emptyDir, restarts by policy, and deletion cleaning up.
+
+#![allow(clippy::unwrap_used, clippy::disallowed_methods)] // test code: failed unwraps fail the test; blocking sleeps are fine here
+
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{Server, kubectl, ok, write};
+
+const KUBECTL: &str = "1.33";
+const IMAGE: &str = "gantry.test/busybox:1";
+
+/// A server with its node agent and what its pods leave behind if a test fails before deleting them: their
+/// containers, pause processes and mounts go, and the bridge, when the test ends.
+struct Node {
+    server: Server,
+    bridge: String,
+}
+
+impl std::ops::Deref for Node {
+    type Target = Server;
+    fn deref(&self) -> &Server {
+        &self.server
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let agent = self.server.dir.path().join("agent");
+        let root = agent.join("runtime");
+        for runtime in ["runc", "crun"] {
+            let Ok(out) = Command::new(runtime)
+                .arg("--root")
+                .arg(&root)
+                .args(["list", "-q"])
+                .output()
+            else {
+                continue;
+            };
+            for id in String::from_utf8_lossy(&out.stdout).lines() {
+                let _ = Command::new(runtime)
+                    .arg("--root")
+                    .arg(&root)
+                    .args(["delete", "-f", id])
+                    .status();
+            }
+        }
+        for sandbox in std::fs::read_dir(agent.join("pods"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if let Ok(pid) = std::fs::read_to_string(sandbox.path().join("sandbox/pause.pid")) {
+                let _ = Command::new("kill").args(["-9", pid.trim()]).status();
+            }
+        }
+        let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+        for mount in mounts.lines().filter_map(|l| l.split_whitespace().nth(1)) {
+            if mount.starts_with(&*agent.to_string_lossy()) {
+                let _ = Command::new("umount").args(["-l", mount]).status();
+            }
+        }
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .status();
+    }
+}
+
+/// A server with its node agent, pods from `pod_cidr` on their own bridge `bridge` (tests run side by side),
+/// and the busybox test image imported.
+fn server(pod_cidr: &str, bridge: &str) -> Node {
+    let server = Server::start_with_agent_flags(&["--pod-cidr", pod_cidr, "--cni-bridge", bridge]);
+    let layout = server.dir.path().join("busybox-layout");
+    gantry_images::testimage::busybox(&layout, IMAGE).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_gantry"))
+        .args(["image", "import"])
+        .arg(&layout)
+        .arg("--data-dir")
+        .arg(server.dir.path().join("agent"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Node {
+        server,
+        bridge: bridge.to_owned(),
+    }
+}
+
+fn node_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_ascii_lowercase()
+}
+
+fn pod(server: &Server, name: &str) -> Value {
+    serde_json::from_str(&ok(KUBECTL, server, &["get", "pod", name, "-o", "json"])).unwrap()
+}
+
+/// The pod once `check` holds (within `limit`).
+fn wait_for(server: &Server, name: &str, limit: Duration, check: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        let current = pod(server, name);
+        if check(&current) {
+            return current;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "pod {name} never got there: {:#}",
+            current["status"]
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn container<'a>(pod: &'a Value, name: &str) -> &'a Value {
+    pod["status"]["containerStatuses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap()
+}
+
+#[test]
+fn a_pod_with_an_init_container_and_two_containers_sharing_localhost_and_a_volume() {
+    let server = server("10.77.0.0/24", "gtest77");
+    let manifest = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: web}}
+spec:
+  nodeName: {node}
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 2
+  volumes: [{{name: www, emptyDir: {{}}}}]
+  initContainers:
+  - name: setup
+    image: {IMAGE}
+    imagePullPolicy: Never
+    command: [sh, -c, "echo hello from $(POD_NAME) > /www/index.html"]
+    env: [{{name: POD_NAME, valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}}}]
+    volumeMounts: [{{name: www, mountPath: /www}}]
+  containers:
+  - name: server
+    image: {IMAGE}
+    imagePullPolicy: Never
+    command: [httpd, -f, -p, "8080", -h, /www]
+    volumeMounts: [{{name: www, mountPath: /www, readOnly: true}}]
+  - name: client
+    image: {IMAGE}
+    imagePullPolicy: Never
+    command: [sh, -c, "for i in 1 2 3 4 5 6 7 8 9 10; do wget -q -O- http://127.0.0.1:8080/ | grep -q 'hello from web' && exit 0; sleep 0.5; done; exit 1"]
+"#,
+        node = node_name()
+    );
+    let path = write(server.dir.path(), "web.yaml", &manifest);
+    ok(KUBECTL, &server, &["create", "-f", path.to_str().unwrap()]);
+    // The client exits 0 only if it fetched what the init container wrote, through the server container on
+    // the pod's localhost.
+    let done = wait_for(&server, "web", Duration::from_secs(60), |p| {
+        p["status"]["containerStatuses"]
+            .as_array()
+            .is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["name"] == "client" && c["state"]["terminated"].is_object())
+            })
+    });
+    let client = container(&done, "client");
+    assert_eq!(
+        client["state"]["terminated"]["exitCode"], 0,
+        "{:#}",
+        done["status"]
+    );
+    assert_eq!(client["state"]["terminated"]["reason"], "Completed");
+    assert!(container(&done, "server")["state"]["running"].is_object());
+    assert_eq!(done["status"]["phase"], "Running");
+    assert_eq!(
+        done["status"]["initContainerStatuses"][0]["state"]["terminated"]["exitCode"],
+        0
+    );
+    let ip = done["status"]["podIP"].as_str().unwrap();
+    assert!(ip.starts_with("10.77.0."), "{ip}");
+    assert!(
+        container(&done, "server")["containerID"]
+            .as_str()
+            .unwrap()
+            .starts_with("runc://")
+    );
+
+    // Deleting the pod stops the server (after the grace period) and removes the pod.
+    let started = Instant::now();
+    ok(KUBECTL, &server, &["delete", "pod", "web", "--timeout=30s"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    let gone = kubectl(KUBECTL, &server, &["get", "pod", "web"]);
+    assert!(!gone.status.success());
+}
+
+#[test]
+fn containers_restart_by_policy_and_a_missing_image_waits() {
+    let server = server("10.78.0.0/24", "gtest78");
+    let manifest = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: flaky}}
+spec:
+  nodeName: {node}
+  restartPolicy: OnFailure
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: once
+    image: {IMAGE}
+    imagePullPolicy: Never
+    command: [sh, -c, "test -e /tmp/ran && exit 0; touch /tmp/ran; exit 3"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: absent}}
+spec:
+  nodeName: {node}
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: gantry.test/nothing:1
+    imagePullPolicy: Never
+"#,
+        node = node_name()
+    );
+    let path = write(server.dir.path(), "pods.yaml", &manifest);
+    ok(KUBECTL, &server, &["create", "-f", path.to_str().unwrap()]);
+    // The first run fails (exit 3) and the container runs again in a fresh root filesystem, so it fails
+    // again: the restart count grows and the last state keeps the exit code.
+    let restarted = wait_for(&server, "flaky", Duration::from_secs(60), |p| {
+        p["status"]["containerStatuses"][0]["restartCount"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 1
+    });
+    let once = container(&restarted, "once");
+    assert_eq!(
+        once["lastState"]["terminated"]["exitCode"], 3,
+        "{:#}",
+        restarted["status"]
+    );
+    let absent = wait_for(&server, "absent", Duration::from_secs(20), |p| {
+        p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "ErrImageNeverPull"
+    });
+    assert_eq!(absent["status"]["phase"], "Pending");
+    ok(
+        KUBECTL,
+        &server,
+        &["delete", "pod", "flaky", "absent", "--timeout=30s"],
+    );
+}
