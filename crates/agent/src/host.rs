@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use gantry_images::{ImageStore, PullOptions, Reference};
 use gantry_net::{Network, PortMapping};
 use gantry_runtime::cgroups::Cgroups;
-use gantry_runtime::oci::Runtime;
+use gantry_runtime::oci::{Runtime, Status};
 use gantry_runtime::pause::Sandbox;
 use gantry_runtime::rootfs::Overlay;
 use gantry_runtime::shim::{self, Shim, ShimArgs};
@@ -293,6 +293,17 @@ impl ContainerHost for NodeHost {
             .and_then(Value::as_str)
             .unwrap_or("pod");
         let failed = |e: &dyn std::fmt::Display| error("CreatePodSandboxError", e);
+        // Still running from before an agent restart: adopted as it is.
+        if let Ok(sandbox) = Sandbox::load(&id, &dir.join("sandbox")) {
+            let ip = std::fs::read_to_string(dir.join("ip"))
+                .ok()
+                .map(|ip| ip.trim().to_owned());
+            self.sandboxes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id.clone(), sandbox);
+            return Ok(SandboxInfo { id, ip });
+        }
         self.cgroups
             .create_pod(&format!("/gantry/pod{id}"), &Resources::default())
             .map_err(|e| failed(&e))?;
@@ -312,6 +323,7 @@ impl ContainerHost for NodeHost {
         };
         let ip = attachment.ips.first().cloned();
         write_etc(&dir.join("etc"), hostname, ip.as_deref()).map_err(|e| failed(&e))?;
+        std::fs::write(dir.join("ip"), ip.clone().unwrap_or_default()).map_err(|e| failed(&e))?;
         self.sandboxes
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -451,6 +463,7 @@ impl ContainerHost for NodeHost {
             return Err(failed(&e));
         }
         let started_at = crate::node::now();
+        let _ = std::fs::write(bundle.join(STARTED_AT), &started_at);
         self.containers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -463,6 +476,46 @@ impl ContainerHost for NodeHost {
                 },
             );
         Ok(Started { id, started_at })
+    }
+
+    async fn running_container(&self, pod: &Value, name: &str) -> Option<Started> {
+        let pod_uid = uid(pod);
+        let prefix = format!("{}-{name}-", &pod_uid[..pod_uid.len().min(8)]);
+        let containers = std::fs::read_dir(self.dir.join("containers")).ok()?;
+        for entry in containers.flatten() {
+            let id = entry.file_name().to_string_lossy().into_owned();
+            let bundle = entry.path();
+            let running = id.starts_with(&prefix)
+                && matches!(shim::read_created(&bundle), Ok(Some(shim::Created::Pid(_))))
+                && matches!(shim::read_exit(&bundle), Ok(None))
+                && self
+                    .runtime
+                    .state(&id)
+                    .await
+                    .is_ok_and(|s| s.status == Status::Running);
+            if !running {
+                continue;
+            }
+            let started_at = std::fs::read_to_string(bundle.join(STARTED_AT))
+                .unwrap_or_else(|_| crate::node::now());
+            let overlay = Overlay {
+                layers: Vec::new(),
+                dir: bundle.join("fs"),
+            };
+            self.containers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(
+                    id.clone(),
+                    Running {
+                        bundle,
+                        overlay,
+                        shim: None,
+                    },
+                );
+            return Some(Started { id, started_at });
+        }
+        None
     }
 
     async fn wait_container(&self, id: &str) -> ExitInfo {
@@ -552,6 +605,9 @@ impl ContainerHost for NodeHost {
             .await;
     }
 }
+
+/// The file in a bundle that says when the container started.
+const STARTED_AT: &str = "started-at";
 
 /// Signals, as the runtime driver takes them.
 mod nix_signal {

@@ -100,6 +100,9 @@ pub trait ContainerHost: Send + Sync + 'static {
         container: &Value,
         launch: &Launch,
     ) -> Result<Started, HostError>;
+    /// A container of this pod called `name` that is still running from before (the agent restarted): it is
+    /// adopted rather than started again.
+    async fn running_container(&self, pod: &Value, name: &str) -> Option<Started>;
     /// Resolves once the container has exited.
     async fn wait_container(&self, id: &str) -> ExitInfo;
     /// SIGTERM, then SIGKILL after `grace`.
@@ -154,14 +157,20 @@ pub async fn run(
         api.clone(),
         now,
     ));
-    let pod_runner = tokio::spawn(run_pod(first, host.clone(), api.clone(), shared.clone()));
-    // Until the pod is marked for deletion (or vanishes).
+    let pod_runner = tokio::spawn(run_pod(
+        first.clone(),
+        host.clone(),
+        api.clone(),
+        shared.clone(),
+    ));
+    // Until the pod is marked for deletion, or vanishes (deleted at once: its grace period is its spec's).
+    let mut last = first;
     let deleted = loop {
         let current = pod.borrow_and_update().clone();
         match current {
             None => break None,
             Some(p) if p.pointer("/metadata/deletionTimestamp").is_some() => break Some(p),
-            Some(_) => {}
+            Some(p) => last = p,
         }
         if pod.changed().await.is_err() {
             break None;
@@ -169,11 +178,12 @@ pub async fn run(
     };
     pod_runner.abort();
     let _ = pod_runner.await;
-    let grace = deleted
-        .as_ref()
-        .and_then(|p| p.pointer("/metadata/deletionGracePeriodSeconds"))
-        .and_then(Value::as_u64)
-        .unwrap_or(30);
+    let grace = match &deleted {
+        Some(p) => p.pointer("/metadata/deletionGracePeriodSeconds"),
+        None => last.pointer("/spec/terminationGracePeriodSeconds"),
+    }
+    .and_then(Value::as_u64)
+    .unwrap_or(30);
     stop_everything(&host, &shared, Duration::from_secs(grace)).await;
     shared.changed.notify_one();
     status_writer.abort();
@@ -372,12 +382,22 @@ impl Context {
         });
     }
 
-    /// Pulls, resolves and starts the container once, and waits for it to exit.
+    /// Pulls, resolves and starts the container once (or, with `adopt`, takes over the one still running from
+    /// before an agent restart), and waits for it to exit.
     async fn run_once(
         &self,
         container: &Value,
         init: bool,
+        adopt: bool,
     ) -> Result<(ExitInfo, Duration), HostError> {
+        if adopt
+            && let Some(started) = self
+                .host
+                .running_container(&self.pod, &Self::name(container))
+                .await
+        {
+            return Ok(self.follow(container, init, None, started).await);
+        }
         let waiting = |reason: &str, message: &str| ContainerState::Waiting {
             reason: reason.to_owned(),
             message: message.to_owned(),
@@ -428,11 +448,22 @@ impl Context {
                 return Err(e);
             }
         };
+        Ok(self.follow(container, init, Some(&image_id), started).await)
+    }
+
+    /// Records a started container as running, waits for it to exit, records that and removes it.
+    async fn follow(
+        &self,
+        container: &Value,
+        init: bool,
+        image_id: Option<&str>,
+        started: Started,
+    ) -> (ExitInfo, Duration) {
         let ran_from = Instant::now();
         self.record(
             container,
             init,
-            Some(&image_id),
+            image_id,
             Some(&started.id),
             ContainerState::Running {
                 started_at: started.started_at.clone(),
@@ -456,7 +487,7 @@ impl Context {
             },
         );
         self.host.remove_container(&started.id).await;
-        Ok((exit, ran))
+        (exit, ran)
     }
 
     /// The ConfigMaps and Secrets the container's environment refers to, fetched now.
@@ -532,8 +563,12 @@ impl EnvSources for Prefetched {
 /// Runs a regular init container until it succeeds; false when it failed and may not run again.
 async fn run_to_success(context: &Context, container: &Value, restart_policy: &str) -> bool {
     let mut backoff = Backoff::default();
+    let mut adopt = true;
     loop {
-        let ran = match context.run_once(container, true).await {
+        let result = context
+            .run_once(container, true, std::mem::take(&mut adopt))
+            .await;
+        let ran = match result {
             Ok((exit, _)) if exit.code == 0 => return true,
             Ok((exit, _)) if !restart::should_restart(restart_policy, exit.code) => return false,
             Ok((_, ran)) => ran,
@@ -551,8 +586,12 @@ async fn keep_running(
     restart_policy: String,
 ) {
     let mut backoff = Backoff::default();
+    let mut adopt = true;
     loop {
-        let (exit_code, ran) = match context.run_once(&container, sidecar).await {
+        let result = context
+            .run_once(&container, sidecar, std::mem::take(&mut adopt))
+            .await;
+        let (exit_code, ran) = match result {
             Ok((exit, ran)) => (exit.code, ran),
             Err(_) => (1, Duration::ZERO),
         };
@@ -700,6 +739,9 @@ mod tests {
                 id,
                 started_at: "2026-01-01T00:00:00Z".into(),
             })
+        }
+        async fn running_container(&self, _: &Value, _: &str) -> Option<Started> {
+            None
         }
         async fn wait_container(&self, id: &str) -> ExitInfo {
             let rx = self.waits.lock().unwrap().remove(id).unwrap();

@@ -266,3 +266,52 @@ spec:
         &["delete", "pod", "flaky", "absent", "--timeout=30s"],
     );
 }
+
+#[test]
+fn running_containers_survive_an_agent_killed_and_restarted() {
+    let mut node = server("10.79.0.0/24", "gtest79");
+    let manifest = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: steady}}
+spec:
+  nodeName: {node}
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: c
+    image: {IMAGE}
+    imagePullPolicy: Never
+    command: [sleep, "3600"]
+"#,
+        node = node_name()
+    );
+    let path = write(node.dir.path(), "steady.yaml", &manifest);
+    ok(KUBECTL, &node, &["create", "-f", path.to_str().unwrap()]);
+    let running = wait_for(&node, "steady", Duration::from_secs(30), |p| {
+        p["status"]["containerStatuses"][0]["state"]["running"].is_object()
+    });
+    let before = container(&running, "c").clone();
+    // The server and its agent die without a chance to clean up; the shim, the pause and the container do not.
+    node.server.kill_and_restart();
+    std::thread::sleep(Duration::from_secs(3));
+    let after = wait_for(&node, "steady", Duration::from_secs(30), |p| {
+        p["status"]["containerStatuses"][0]["state"]["running"].is_object()
+    });
+    let c = container(&after, "c");
+    assert_eq!(
+        c["containerID"], before["containerID"],
+        "{:#}",
+        after["status"]
+    );
+    assert_eq!(
+        c["state"]["running"]["startedAt"],
+        before["state"]["running"]["startedAt"]
+    );
+    assert_eq!(c["restartCount"], 0);
+    assert_eq!(after["status"]["podIP"], running["status"]["podIP"]);
+    ok(
+        KUBECTL,
+        &node,
+        &["delete", "pod", "steady", "--timeout=30s"],
+    );
+}

@@ -10,6 +10,7 @@
 
 mod client;
 mod kubeconfig;
+pub mod pods;
 pub mod stats;
 pub mod workloads;
 
@@ -92,6 +93,18 @@ pub struct ApiArgs {
     /// CRDs to create, one at a time, timing how soon each is usable.
     #[arg(long, default_value_t = 20)]
     pub crds: usize,
+    /// The node the pods workload binds its pods to (default: the first Ready node).
+    #[arg(long)]
+    pub pod_node: Option<String>,
+    /// The image of the pods workload's pods.
+    #[arg(long, default_value = "gantry.local/busybox:latest")]
+    pub pod_image: String,
+    /// Pods the pods workload starts one at a time.
+    #[arg(long, default_value_t = 20)]
+    pub pods_single: usize,
+    /// Pods the pods workload starts at once.
+    #[arg(long, default_value_t = 100)]
+    pub pods_batch: usize,
     /// Workloads to run.
     #[arg(
         long,
@@ -118,6 +131,10 @@ impl ApiArgs {
             watch_interval: Duration::from_millis(self.watch_interval_ms),
             applies: self.applies,
             crds: self.crds,
+            pod_node: self.pod_node.clone(),
+            pod_image: self.pod_image.clone(),
+            pods_single: self.pods_single,
+            pods_batch: self.pods_batch,
             workloads: self.workloads.clone(),
             namespace: self.namespace.clone(),
             timeout: Duration::from_secs(self.timeout_s),

@@ -147,7 +147,7 @@ impl Session {
     }
 
     /// The client.
-    pub fn client(&self) -> &Client {
+    pub fn client(&self) -> &Arc<Client> {
         &self.client
     }
 
@@ -629,6 +629,8 @@ pub enum Workload {
     Apply,
     /// CRDs created one after another: how soon each is usable.
     Crd,
+    /// Pods on a node, one at a time then a batch: how soon they run and go (needs a node agent).
+    Pods,
 }
 
 /// Sizes and bounds of a run.
@@ -654,6 +656,14 @@ pub struct Options {
     pub applies: usize,
     /// CRDs the crd workload creates.
     pub crds: usize,
+    /// The node the pods workload binds its pods to (`None`: the first Ready node).
+    pub pod_node: Option<String>,
+    /// The image of the pods workload's pods.
+    pub pod_image: String,
+    /// Pods the pods workload starts one at a time.
+    pub pods_single: usize,
+    /// Pods the pods workload starts at once.
+    pub pods_batch: usize,
     /// Which workloads run, in the order create, get, list, watch, apply.
     pub workloads: Vec<Workload>,
     /// Namespace to use; `None`: a fresh `loadgen-…` namespace, deleted at the end.
@@ -675,6 +685,10 @@ impl Default for Options {
             watch_interval: Duration::from_millis(10),
             applies: 1_000,
             crds: 20,
+            pod_node: None,
+            pod_image: "gantry.local/busybox:latest".into(),
+            pods_single: 20,
+            pods_batch: 100,
             workloads: vec![
                 Workload::Create,
                 Workload::Get,
@@ -706,6 +720,8 @@ pub struct Report {
     pub apply: Option<(Throughput, Throughput)>,
     /// CRDs becoming usable.
     pub crd: Option<CrdResult>,
+    /// Pods starting and stopping.
+    pub pods: Option<crate::pods::PodsResult>,
 }
 
 /// Runs the chosen workloads against `target`, printing one result line per workload.
@@ -837,6 +853,25 @@ async fn run_in(session: &Session, o: &Options) -> Result<Report, Error> {
             c.usable.count, c.discovery, c.openapi, c.usable
         );
         report.crd = Some(c);
+    }
+    if wants(Workload::Pods) {
+        let p = crate::pods::run(
+            session,
+            o.pod_node.as_deref(),
+            &o.pod_image,
+            o.pods_single,
+            o.pods_batch,
+            o.timeout,
+        )
+        .await?;
+        println!(
+            "pods: one at a time, create to Ready: {}; {} at once: all Ready {}, all deleted {}",
+            p.single,
+            p.batch,
+            ms(p.batch_running),
+            ms(p.batch_deleted)
+        );
+        report.pods = Some(p);
     }
     Ok(report)
 }

@@ -14,6 +14,7 @@ pub(crate) struct Server {
     child: Child,
     pub(crate) port: u16,
     pub(crate) dir: tempfile::TempDir,
+    flags: Vec<String>,
 }
 
 impl Server {
@@ -45,6 +46,24 @@ impl Server {
             .local_addr()
             .unwrap()
             .port();
+        let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+        let child = Self::run(port, dir.path(), &flags);
+        Server {
+            child,
+            port,
+            dir,
+            flags,
+        }
+    }
+
+    /// Kills the server with SIGKILL (no chance to clean up) and starts it again on the same port and data.
+    pub(crate) fn kill_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = Self::run(self.port, self.dir.path(), &self.flags);
+    }
+
+    fn run(port: u16, dir: &Path, flags: &[String]) -> Child {
         let mut child = Command::new(env!("CARGO_BIN_EXE_gantry"))
             .args([
                 "server",
@@ -52,7 +71,7 @@ impl Server {
                 &format!("127.0.0.1:{port}"),
                 "--data-dir",
             ])
-            .arg(dir.path())
+            .arg(dir)
             .args(flags)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -72,7 +91,7 @@ impl Server {
             .recv_timeout(Duration::from_secs(20))
             .expect("gantry server did not start within 20 s");
         assert!(line.contains("listening on https://"), "{line}");
-        Server { child, port, dir }
+        child
     }
 
     pub(crate) fn kubeconfig(&self) -> PathBuf {
