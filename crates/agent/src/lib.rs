@@ -1,9 +1,11 @@
 //! Gantry's node agent (its kubelet): registers the machine as a Node, keeps its Lease and status current,
 //! and runs the pods bound to it.
 
+pub mod endpoint;
 pub mod facts;
 pub mod host;
 pub mod launch;
+pub mod logs;
 pub mod node;
 pub mod pods;
 pub mod restart;
@@ -31,6 +33,10 @@ pub struct AgentConfig {
     pub cni_bridge: String,
     /// Registries (`host:port`) pulled from over plain HTTP.
     pub plain_http_registries: Vec<String>,
+    /// The port of the agent's HTTPS endpoint (logs), as a Node's `daemonEndpoints` say.
+    pub endpoint_port: u16,
+    /// The cluster CA (PEM): the endpoint lets in only clients with its certificates.
+    pub ca_pem: Vec<u8>,
 }
 
 /// Opens what runs the node's containers: fails (naming what to install) when the host lacks an OCI runtime,
@@ -60,6 +66,7 @@ pub async fn run(client: Client, config: AgentConfig, host: host::NodeHost) {
         name: config.node_name.clone(),
         ip: config.node_ip,
         runtime_version: host.runtime_version(),
+        endpoint_port: config.endpoint_port,
     };
     let uid = loop {
         match node::register(&client, &identity, &facts).await {
@@ -91,11 +98,28 @@ pub async fn run(client: Client, config: AgentConfig, host: host::NodeHost) {
             }
         }
     };
+    let index = std::sync::Arc::new(worker::PodIndex::default());
     let pods = pods::run(
         client.clone(),
         identity.name.clone(),
         identity.ip.to_string(),
         std::sync::Arc::new(host),
+        index.clone(),
     );
-    futures::join!(lease, status, pods);
+    let endpoint = async {
+        let names = vec![identity.name.clone(), identity.ip.to_string()];
+        let tls = match gantry_pki::node_endpoint_config(&config.ca_pem, &names) {
+            Ok(tls) => tls,
+            Err(e) => return tracing::error!("the node endpoint cannot start: {e}"),
+        };
+        let address = std::net::SocketAddr::new(identity.ip, config.endpoint_port);
+        match tokio::net::TcpListener::bind(address).await {
+            Ok(listener) => {
+                let dir = config.data_dir.clone();
+                endpoint::serve(listener, tls, endpoint::Endpoint { index, dir }).await;
+            }
+            Err(e) => tracing::error!("the node endpoint cannot listen on {address}: {e}"),
+        }
+    };
+    futures::join!(lease, status, pods, endpoint);
 }

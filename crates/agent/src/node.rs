@@ -31,6 +31,8 @@ pub struct NodeIdentity {
     pub ip: IpAddr,
     /// The container runtime as `containerRuntimeVersion` names it (`runc://1.1.5`).
     pub runtime_version: String,
+    /// The port of the agent's HTTPS endpoint.
+    pub endpoint_port: u16,
 }
 
 /// The Node as the agent registers it: metadata (with the well-known labels) and status.
@@ -86,7 +88,7 @@ pub fn node_status(node: &NodeIdentity, facts: &NodeFacts, now: &str) -> Value {
             {"type": "InternalIP", "address": node.ip.to_string()},
             {"type": "Hostname", "address": node.name},
         ],
-        "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": node.endpoint_port}},
         "nodeInfo": {
             "machineID": facts.machine_id,
             "systemUUID": facts.machine_id,
@@ -229,6 +231,7 @@ mod tests {
             name: "n1".into(),
             ip: "10.0.0.5".parse().unwrap(),
             runtime_version: "runc://1.1.5".into(),
+            endpoint_port: 10250,
         };
         let value = node_object(&identity, &facts(), "2026-01-01T00:00:00Z");
         let node: Node = serde_json::from_value(value.clone()).unwrap();

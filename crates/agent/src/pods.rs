@@ -13,11 +13,17 @@ use gantry_client::{Api, Client};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use crate::worker::{self, ContainerHost, PodApi};
+use crate::worker::{self, ContainerHost, PodApi, PodIndex};
 
-/// Runs a worker for every pod bound to `node` for as long as the watch lasts (it re-lists and resumes on its
-/// own after errors).
-pub async fn run(client: Client, node: String, host_ip: String, host: Arc<dyn ContainerHost>) {
+/// Runs a worker for every pod bound to `node` (registered in `index`) for as long as the watch lasts (it
+/// re-lists and resumes on its own after errors).
+pub async fn run(
+    client: Client,
+    node: String,
+    host_ip: String,
+    host: Arc<dyn ContainerHost>,
+    index: Arc<PodIndex>,
+) {
     let pods: Api<Pod> = Api::all(client.clone());
     let api: Arc<dyn PodApi> = Arc::new(KubePodApi { client });
     let config = watcher::Config::default().fields(&format!("spec.nodeName={node}"));
@@ -55,6 +61,7 @@ pub async fn run(client: Client, node: String, host_ip: String, host: Arc<dyn Co
                             receiver,
                             host.clone(),
                             api.clone(),
+                            index.clone(),
                             host_ip.clone(),
                             crate::node::now,
                         ));

@@ -6,7 +6,7 @@
 //! Containers and the API are behind [`ContainerHost`] and [`PodApi`], so the logic here is tested with fakes;
 //! the agent wires in the runtime, image store and API client.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -130,17 +130,67 @@ pub trait PodApi: Send + Sync + 'static {
 /// The clock the worker stamps times with (RFC 3339).
 pub type Clock = fn() -> String;
 
+/// The pods this agent runs, by namespace and name: what the agent's HTTPS endpoint (logs) asks about.
+#[derive(Default)]
+pub struct PodIndex {
+    pods: Mutex<HashMap<PodKey, (String, Arc<Shared>)>>,
+}
+
+/// A pod's namespace and name.
+type PodKey = (String, String);
+
+impl std::fmt::Debug for PodIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PodIndex").finish_non_exhaustive()
+    }
+}
+
+impl PodIndex {
+    /// The uid of the pod `namespace`/`name` running here.
+    pub fn uid(&self, namespace: &str, name: &str) -> Option<String> {
+        let pods = self.pods.lock().unwrap_or_else(|p| p.into_inner());
+        pods.get(&(namespace.to_owned(), name.to_owned()))
+            .map(|(uid, _)| uid.clone())
+    }
+
+    /// Whether the pod's container (or init container) `container` is running now.
+    pub fn running(&self, namespace: &str, name: &str, container: &str) -> bool {
+        let shared = {
+            let pods = self.pods.lock().unwrap_or_else(|p| p.into_inner());
+            match pods.get(&(namespace.to_owned(), name.to_owned())) {
+                Some((_, shared)) => shared.clone(),
+                None => return false,
+            }
+        };
+        let observed = shared.snapshot();
+        observed
+            .containers
+            .iter()
+            .chain(&observed.init_containers)
+            .any(|c| c.name == container && matches!(c.state, ContainerState::Running { .. }))
+    }
+}
+
 /// Runs the pod whose versions `pod` delivers (`None` once it is gone from the API) until it is gone.
 pub async fn run(
     mut pod: watch::Receiver<Option<Value>>,
     host: Arc<dyn ContainerHost>,
     api: Arc<dyn PodApi>,
+    index: Arc<PodIndex>,
     host_ip: String,
     now: Clock,
 ) {
     let Some(first) = pod.borrow_and_update().clone() else {
         return;
     };
+    let text = |p: &str| {
+        first
+            .pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let key = (text("/metadata/namespace"), text("/metadata/name"));
     let shared = Arc::new(Shared {
         observation: Mutex::new(PodObservation {
             host_ip,
@@ -151,6 +201,11 @@ pub async fn run(
         changed: Notify::new(),
         sandbox: Mutex::new(None),
     });
+    index
+        .pods
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(key.clone(), (text("/metadata/uid"), shared.clone()));
     let status_writer = tokio::spawn(write_statuses(
         pod.clone(),
         shared.clone(),
@@ -187,6 +242,11 @@ pub async fn run(
     stop_everything(&host, &shared, Duration::from_secs(grace)).await;
     shared.changed.notify_one();
     status_writer.abort();
+    index
+        .pods
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&key);
     if let Some(pod) = deleted
         && let Err(e) = api.finish_deletion(&pod).await
     {
@@ -651,7 +711,6 @@ async fn stop_everything(host: &Arc<dyn ContainerHost>, shared: &Shared, grace: 
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
 
     use serde_json::json;
     use tokio::sync::oneshot;
@@ -819,6 +878,7 @@ mod tests {
             rx,
             host.clone(),
             api.clone(),
+            Arc::default(),
             "192.168.0.2".into(),
             now,
         ));
@@ -878,6 +938,7 @@ mod tests {
             rx,
             host.clone(),
             api.clone(),
+            Arc::default(),
             "192.168.0.2".into(),
             now,
         ));
@@ -901,6 +962,7 @@ mod tests {
             rx,
             host.clone(),
             api.clone(),
+            Arc::default(),
             "192.168.0.2".into(),
             now,
         ));

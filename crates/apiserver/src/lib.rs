@@ -10,6 +10,7 @@ mod deletion;
 mod discovery;
 mod metrics;
 mod namespaces;
+mod nodes;
 mod objects;
 mod openapi;
 mod pods;
@@ -33,6 +34,7 @@ use http::{Method, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::json;
 
+pub use nodes::NodeClient;
 pub use serve::{identity_from_certificate, serve};
 pub use services::{Ipv4Cidr, ServiceRanges, parse_port_range};
 
@@ -49,6 +51,8 @@ pub struct ApiConfig {
     pub services: ServiceRanges,
     /// The address clients inside the cluster reach this server at (the `kubernetes` Service's endpoint).
     pub advertise: SocketAddr,
+    /// How this server calls node agents (logs); `None`: it does not.
+    pub nodes: Option<NodeClient>,
 }
 
 /// The API server's state, shared by every connection.
@@ -232,6 +236,7 @@ impl Api {
                     identity,
                     user_agent,
                     services: &self.config.services,
+                    nodes: self.config.nodes.as_ref(),
                     metrics: &self.metrics,
                     resource,
                     custom,

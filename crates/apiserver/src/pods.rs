@@ -210,19 +210,89 @@ impl Call<'_> {
     /// node agent yet: a pod that is not on a node cannot answer (as in Kubernetes), one that is gets a 503.
     pub(crate) async fn node_stream(&self, name: &str) -> Result<Response, ApiError> {
         let pod = objects::decode(&self.read(name).await?)?;
-        match pod
+        let Some(node) = pod
             .pointer("/spec/nodeName")
             .and_then(Value::as_str)
             .filter(|n| !n.is_empty())
-        {
-            None => Err(ApiError::bad_request(format!(
+        else {
+            return Err(ApiError::bad_request(format!(
                 "pod {name} is not assigned to a node yet: its containers have not started"
-            ))),
-            Some(node) => Err(ApiError::service_unavailable(format!(
-                "no node agent answers for node {node:?}: logs, exec, attach and port-forward need the node agent"
-            ))),
+            )));
+        };
+        if self.request.subresource.as_deref() != Some("log") {
+            return Err(ApiError::service_unavailable(
+                "exec, attach and port-forward are not served yet: only logs are",
+            ));
+        }
+        let names = |lists: &[&str]| -> Vec<String> {
+            lists
+                .iter()
+                .flat_map(|list| {
+                    pod.pointer(&format!("/spec/{list}"))
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                })
+                .filter_map(|c| c.get("name").and_then(Value::as_str).map(str::to_owned))
+                .collect()
+        };
+        let (all, app) = (
+            names(&["initContainers", "containers"]),
+            names(&["containers"]),
+        );
+        let container = match self.query.get("container") {
+            Some(c) if all.contains(c) => c.clone(),
+            Some(c) => {
+                return Err(ApiError::bad_request(format!(
+                    "container {c} is not valid for pod {name}"
+                )));
+            }
+            None if app.len() == 1 => app[0].clone(),
+            None => {
+                return Err(ApiError::bad_request(format!(
+                    "a container name must be specified for pod {name}, choose one of: [{}]",
+                    app.join(" ")
+                )));
+            }
+        };
+        let nodes = self.nodes.ok_or_else(|| {
+            ApiError::service_unavailable("this API server does not call node agents")
+        })?;
+        let (_, node_object) = self
+            .cache
+            .get(format!("/registry/core/nodes/{node}").as_bytes());
+        let address = node_object
+            .and_then(|n| crate::rest::cached_value(&n).ok())
+            .and_then(|n| crate::nodes::endpoint_of(&n))
+            .ok_or_else(|| {
+                ApiError::service_unavailable(format!(
+                    "node {node:?} has no node agent to ask (no Node with an address and an endpoint port)"
+                ))
+            })?;
+        let query = log_query(self.query);
+        let namespace = self.request.namespace.as_deref().unwrap_or_default();
+        let path = format!("/containerLogs/{namespace}/{name}/{container}?{query}");
+        nodes.get(address, &path).await
+    }
+}
+
+/// The options of a log request, passed on to the node agent.
+fn log_query(query: &std::collections::HashMap<String, String>) -> String {
+    let mut out = form_urlencoded::Serializer::new(String::new());
+    for key in [
+        "follow",
+        "previous",
+        "timestamps",
+        "tailLines",
+        "sinceSeconds",
+        "sinceTime",
+        "limitBytes",
+    ] {
+        if let Some(value) = query.get(key) {
+            out.append_pair(key, value);
         }
     }
+    out.finish()
 }
 
 /// Sets the pod condition `kind` to True (now), adding it if missing.

@@ -42,6 +42,8 @@ pub(crate) struct Call<'a> {
     /// The client's `User-Agent` (names the field manager of writes without `fieldManager`).
     pub(crate) user_agent: Option<&'a str>,
     pub(crate) services: &'a ServiceRanges,
+    /// How to call node agents (logs).
+    pub(crate) nodes: Option<&'a crate::NodeClient>,
     pub(crate) metrics: &'a Arc<crate::metrics::Metrics>,
     pub(crate) resource: &'static ResourceType,
     /// What the CRD says, for a custom resource.

@@ -125,6 +125,9 @@ struct AgentArgs {
     /// The Linux bridge the pods are attached to.
     #[arg(long, default_value = "cni0")]
     cni_bridge: String,
+    /// The port of the agent's HTTPS endpoint (logs), which the API server calls.
+    #[arg(long, default_value_t = 10250)]
+    node_endpoint_port: u16,
     /// Registries (`host:port`) pulled from over plain HTTP (repeatable).
     #[arg(long = "insecure-registry")]
     insecure_registries: Vec<String>,
@@ -167,6 +170,9 @@ struct ServerArgs {
     /// The Linux bridge the server's own node agent attaches pods to.
     #[arg(long, default_value = "cni0")]
     cni_bridge: String,
+    /// The port of the server's own node agent's HTTPS endpoint.
+    #[arg(long, default_value_t = 10250)]
+    node_endpoint_port: u16,
     /// Registries (`host:port`) pulled from over plain HTTP (repeatable).
     #[arg(long = "insecure-registry")]
     insecure_registries: Vec<String>,
@@ -251,6 +257,7 @@ async fn server(args: ServerArgs) -> Result<(), String> {
             node_ports: args.service_node_port_range,
         },
         advertise: SocketAddr::new(node_ip, local.port()),
+        nodes: Some(node_client(&pki)?),
     };
     let api = Arc::new(
         gantry_apiserver::Api::start(store, tokens, config)
@@ -270,6 +277,8 @@ async fn server(args: ServerArgs) -> Result<(), String> {
             pod_cidr: args.pod_cidr,
             cni_bridge: args.cni_bridge,
             plain_http_registries: args.insecure_registries,
+            endpoint_port: args.node_endpoint_port,
+            ca_pem: pki.ca_cert_pem().as_bytes().to_vec(),
         };
         let host = gantry_agent::open_host(&config).map_err(|e| {
             format!("cannot start the node agent: {e} (or run the control plane alone with --disable-agent)")
@@ -303,6 +312,8 @@ async fn agent(args: AgentArgs) -> Result<(), String> {
         pod_cidr: args.pod_cidr,
         cni_bridge: args.cni_bridge,
         plain_http_registries: args.insecure_registries,
+        endpoint_port: args.node_endpoint_port,
+        ca_pem: ca,
     };
     let host = gantry_agent::open_host(&config)
         .map_err(|e| format!("cannot start the node agent: {e}"))?;
@@ -358,6 +369,16 @@ fn image(command: ImageCommand) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// How the API server calls node agents: a client certificate of the cluster CA, issued at each start.
+fn node_client(pki: &ClusterPki) -> Result<gantry_apiserver::NodeClient, String> {
+    let year = std::time::Duration::from_secs(365 * 24 * 3600);
+    let cert = pki
+        .issue_client_cert("gantry-apiserver-node-client", &["system:masters"], year)
+        .map_err(|e| e.to_string())?;
+    let tls = gantry_pki::node_client_config(&cert).map_err(|e| e.to_string())?;
+    Ok(gantry_apiserver::NodeClient::new(tls))
 }
 
 /// This machine's host name, lower-cased (a Node name must be a DNS subdomain).

@@ -74,7 +74,20 @@ impl Drop for Node {
 /// A server with its node agent, pods from `pod_cidr` on their own bridge `bridge` (tests run side by side),
 /// and the busybox test image imported.
 fn server(pod_cidr: &str, bridge: &str) -> Node {
-    let server = Server::start_with_agent_flags(&["--pod-cidr", pod_cidr, "--cni-bridge", bridge]);
+    let endpoint_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let server = Server::start_with_agent_flags(&[
+        "--pod-cidr",
+        pod_cidr,
+        "--cni-bridge",
+        bridge,
+        "--node-endpoint-port",
+        &endpoint_port,
+    ]);
     let layout = server.dir.path().join("busybox-layout");
     gantry_images::testimage::busybox(&layout, IMAGE).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_gantry"))
@@ -160,7 +173,7 @@ spec:
   - name: client
     image: {IMAGE}
     imagePullPolicy: Never
-    command: [sh, -c, "for i in 1 2 3 4 5 6 7 8 9 10; do wget -q -O- http://127.0.0.1:8080/ | grep -q 'hello from web' && exit 0; sleep 0.5; done; exit 1"]
+    command: [sh, -c, "for i in 1 2 3 4 5 6 7 8 9 10; do page=$(wget -q -O- http://127.0.0.1:8080/) && echo \"fetched: $page\" && exit 0; sleep 0.5; done; exit 1"]
 "#,
         node = node_name()
     );
@@ -197,6 +210,23 @@ spec:
             .unwrap()
             .starts_with("runc://")
     );
+    // Logs come from the node agent through the API server; following a finished container ends.
+    let logs = ok(KUBECTL, &server, &["logs", "web", "-c", "client"]);
+    // (wget's complaints while the server starts come first, from stderr.)
+    assert!(logs.ends_with("fetched: hello from web\n"), "{logs}");
+    let followed = ok(KUBECTL, &server, &["logs", "web", "-c", "client", "-f"]);
+    assert_eq!(followed, logs);
+    let stamped = ok(
+        KUBECTL,
+        &server,
+        &["logs", "web", "-c", "client", "--timestamps"],
+    );
+    assert!(
+        stamped.starts_with("20") && stamped.ends_with(" fetched: hello from web\n"),
+        "{stamped}"
+    );
+    let err = kubectl(KUBECTL, &server, &["logs", "web", "-c", "nope"]);
+    assert!(!err.status.success());
 
     // Deleting the pod stops the server (after the grace period) and removes the pod.
     let started = Instant::now();
@@ -225,7 +255,7 @@ spec:
   - name: once
     image: {IMAGE}
     imagePullPolicy: Never
-    command: [sh, -c, "test -e /tmp/ran && exit 0; touch /tmp/ran; exit 3"]
+    command: [sh, -c, "echo run at $(date +%s); test -e /tmp/ran && exit 0; touch /tmp/ran; exit 3"]
 ---
 apiVersion: v1
 kind: Pod
@@ -256,6 +286,9 @@ spec:
         "{:#}",
         restarted["status"]
     );
+    // Each run has its own log: --previous shows the one before.
+    let previous = ok(KUBECTL, &server, &["logs", "flaky", "--previous"]);
+    assert!(previous.starts_with("run at "), "{previous}");
     let absent = wait_for(&server, "absent", Duration::from_secs(20), |p| {
         p["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "ErrImageNeverPull"
     });

@@ -602,3 +602,119 @@ mod tests {
         ));
     }
 }
+
+/// The TLS of a node agent's endpoint (logs, exec, ...): a fresh self-signed serving certificate for
+/// `names` (as upstream kubelets have by default: the API server does not verify it), and client certificates
+/// required and verified against the cluster CA `ca_pem` (only the API server, which holds one, gets in).
+pub fn node_endpoint_config(
+    ca_pem: &[u8],
+    names: &[String],
+) -> Result<rustls::ServerConfig, PkiError> {
+    let tls = |e: &dyn fmt::Display| PkiError::Tls(e.to_string());
+    let key = new_key()?;
+    let mut params = leaf_params(
+        "gantry-node-endpoint",
+        None,
+        Duration::from_secs(10 * 365 * 24 * 3600),
+    )?;
+    params.use_authority_key_identifier_extension = false;
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params.subject_alt_names = names
+        .iter()
+        .map(|name| match name.parse::<IpAddr>() {
+            Ok(ip) => Ok(SanType::IpAddress(ip)),
+            Err(_) => name
+                .clone()
+                .try_into()
+                .map(SanType::DnsName)
+                .map_err(issue_err),
+        })
+        .collect::<Result<_, _>>()?;
+    let cert = params.self_signed(&key).map_err(issue_err)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in CertificateDer::pem_slice_iter(ca_pem) {
+        roots.add(ca.map_err(|e| tls(&e))?).map_err(|e| tls(&e))?;
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .map_err(|e| tls(&e))?;
+    let key_der = PrivateKeyDer::try_from(key.serialize_der()).map_err(|e| tls(&e))?;
+    rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls(&e))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(vec![cert.der().clone()], key_der)
+        .map_err(|e| tls(&e))
+}
+
+/// The TLS with which the API server calls node agents: it presents `client` (issued by the cluster CA) and
+/// does not verify the agent's self-signed serving certificate, as upstream's API server does by default
+/// (without `--kubelet-certificate-authority`); handshake signatures are still checked.
+pub fn node_client_config(client: &IssuedCert) -> Result<rustls::ClientConfig, PkiError> {
+    let tls = |e: &dyn fmt::Display| PkiError::Tls(e.to_string());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let chain = CertificateDer::pem_slice_iter(client.cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| tls(&e))?;
+    let key = PrivateKeyDer::from_pem_slice(client.key_pem.as_bytes()).map_err(|e| tls(&e))?;
+    rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls(&e))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(UnverifiedServer(provider)))
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| tls(&e))
+}
+
+/// Accepts any server certificate (see [`node_client_config`]).
+#[derive(Debug)]
+struct UnverifiedServer(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for UnverifiedServer {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
