@@ -36,6 +36,38 @@ pub trait EnvSources {
     fn secret(&self, name: &str) -> Option<BTreeMap<String, String>>;
 }
 
+/// The ConfigMaps (`false`) and Secrets (`true`) the container's environment refers to, by name, once each.
+pub fn env_references(container: &Value) -> Vec<(String, bool)> {
+    let list = |field: &str| {
+        container
+            .get(field)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+    };
+    let mut wanted: Vec<(String, bool)> = Vec::new();
+    let refs = [
+        ("/valueFrom/configMapKeyRef/name", false),
+        ("/valueFrom/secretKeyRef/name", true),
+    ];
+    for var in list("env") {
+        wanted.extend(
+            refs.iter()
+                .filter_map(|(p, s)| Some((var.pointer(p)?.as_str()?.to_owned(), *s))),
+        );
+    }
+    let refs = [("/configMapRef/name", false), ("/secretRef/name", true)];
+    for source in list("envFrom") {
+        wanted.extend(
+            refs.iter()
+                .filter_map(|(p, s)| Some((source.pointer(p)?.as_str()?.to_owned(), *s))),
+        );
+    }
+    wanted.sort();
+    wanted.dedup();
+    wanted
+}
+
 /// Why a container cannot be launched (it stays Waiting with `CreateContainerConfigError`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]

@@ -557,41 +557,8 @@ impl Context {
             .pointer("/metadata/namespace")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        let mut wanted: Vec<(String, bool)> = Vec::new();
-        for var in container
-            .get("env")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            for (field, secret) in [("configMapKeyRef", false), ("secretKeyRef", true)] {
-                if let Some(name) = var
-                    .pointer(&format!("/valueFrom/{field}/name"))
-                    .and_then(Value::as_str)
-                {
-                    wanted.push((name.to_owned(), secret));
-                }
-            }
-        }
-        for source in container
-            .get("envFrom")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            for (field, secret) in [("configMapRef", false), ("secretRef", true)] {
-                if let Some(name) = source
-                    .pointer(&format!("/{field}/name"))
-                    .and_then(Value::as_str)
-                {
-                    wanted.push((name.to_owned(), secret));
-                }
-            }
-        }
-        wanted.sort();
-        wanted.dedup();
         let mut fetched = Prefetched::default();
-        for (name, secret) in wanted {
+        for (name, secret) in launch::env_references(container) {
             if let Some(data) = self.api.config_data(namespace, &name, secret).await {
                 let map = if secret {
                     &mut fetched.secrets

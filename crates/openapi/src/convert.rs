@@ -47,22 +47,14 @@ impl Definitions {
             Some(Value::Object(schemas)) => schemas,
             _ => panic!("the vendored definitions have no $defs object"),
         };
-        let mut kinds = BTreeMap::new();
-        for (name, schema) in &schemas {
-            for gvk in schema
-                .get(GVK)
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                let part = |key: &str| gvk.get(key).and_then(Value::as_str).unwrap_or_default();
-                kinds.insert(
-                    gvk_key(part("group"), part("version"), part("kind")),
-                    name.clone(),
-                );
-            }
+        let mut defs = Definitions {
+            schemas: Map::new(),
+            kinds: BTreeMap::new(),
+        };
+        for (name, schema) in schemas {
+            defs.insert(&name, schema);
         }
-        Definitions { schemas, kinds }
+        defs
     }
 
     /// The name of the definition of `group`/`version`/`kind`, if vendored.
