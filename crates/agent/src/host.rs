@@ -557,6 +557,26 @@ impl ContainerHost for NodeHost {
         }
     }
 
+    async fn exec(
+        &self,
+        id: &str,
+        command: &[String],
+        timeout: Duration,
+    ) -> Result<i32, HostError> {
+        let process = gantry_runtime::oci::ExecProcess {
+            args: command.to_vec(),
+            ..Default::default()
+        };
+        match tokio::time::timeout(timeout, self.runtime.exec_output(id, &process)).await {
+            Ok(Ok(output)) => Ok(output.status.code().unwrap_or(-1)),
+            Ok(Err(e)) => Err(error("ExecError", e)),
+            Err(_) => Err(error(
+                "ExecError",
+                format!("command timed out after {timeout:?}"),
+            )),
+        }
+    }
+
     async fn stop_container(&self, id: &str, grace: Duration) {
         let bundle = self.dir.join("containers").join(id);
         let _ = self.runtime.kill(id, nix_signal::TERM, false).await;

@@ -8,6 +8,7 @@ pub mod launch;
 pub mod logs;
 pub mod node;
 pub mod pods;
+pub mod probes;
 pub mod restart;
 pub mod status;
 pub mod worker;

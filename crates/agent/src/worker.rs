@@ -15,6 +15,7 @@ use serde_json::Value;
 use tokio::sync::{Notify, watch};
 
 use crate::launch::{self, EnvSources, ImageDefaults, Launch};
+use crate::probes;
 use crate::restart::{self, Backoff};
 use crate::status::{self, ContainerObservation, ContainerState, PodObservation};
 
@@ -105,6 +106,9 @@ pub trait ContainerHost: Send + Sync + 'static {
     async fn running_container(&self, pod: &Value, name: &str) -> Option<Started>;
     /// Resolves once the container has exited.
     async fn wait_container(&self, id: &str) -> ExitInfo;
+    /// Runs `command` in the running container (for exec probes); its exit code.
+    async fn exec(&self, id: &str, command: &[String], timeout: Duration)
+    -> Result<i32, HostError>;
     /// SIGTERM, then SIGKILL after `grace`.
     async fn stop_container(&self, id: &str, grace: Duration);
     async fn remove_container(&self, id: &str);
@@ -520,6 +524,7 @@ impl Context {
         started: Started,
     ) -> (ExitInfo, Duration) {
         let ran_from = Instant::now();
+        let readiness = container.get("readinessProbe").filter(|_| !init);
         self.record(
             container,
             init,
@@ -527,11 +532,15 @@ impl Context {
             Some(&started.id),
             ContainerState::Running {
                 started_at: started.started_at.clone(),
-                ready: !init,
+                ready: !init && readiness.is_none(),
                 started: true,
             },
         );
-        let exit = self.host.wait_container(&started.id).await;
+        // Probes run until the container exits (a failed liveness probe stops it).
+        let exit = tokio::select! {
+            exit = self.host.wait_container(&started.id) => exit,
+            () = self.probe(container, init, &started) => unreachable!("probing never ends"),
+        };
         let ran = ran_from.elapsed();
         self.record(
             container,
@@ -548,6 +557,60 @@ impl Context {
         );
         self.host.remove_container(&started.id).await;
         (exit, ran)
+    }
+
+    /// Runs the container's readiness probe (its result becomes the container's `ready`) and liveness probe
+    /// (failing, it stops the container, which then restarts by the pod's policy), for ever.
+    async fn probe(&self, container: &Value, init: bool, started: &Started) {
+        let pod_ip = self.sandbox.ip.as_deref();
+        let readiness = async {
+            let Some(probe) = container.get("readinessProbe").filter(|_| !init) else {
+                return std::future::pending().await;
+            };
+            let timing = probes::Timing::of(probe);
+            let mut verdict = probes::Verdict::new(false);
+            tokio::time::sleep(timing.initial_delay).await;
+            loop {
+                let result =
+                    probes::check(probe, container, self.host.as_ref(), &started.id, pod_ip).await;
+                if verdict.record(result.is_ok(), &timing) {
+                    let state = ContainerState::Running {
+                        started_at: started.started_at.clone(),
+                        ready: verdict.passing,
+                        started: true,
+                    };
+                    self.record(container, init, None, None, state);
+                }
+                tokio::time::sleep(timing.period).await;
+            }
+        };
+        let liveness = async {
+            let Some(probe) = container.get("livenessProbe").filter(|_| !init) else {
+                return std::future::pending().await;
+            };
+            let timing = probes::Timing::of(probe);
+            let mut verdict = probes::Verdict::new(true);
+            tokio::time::sleep(timing.initial_delay).await;
+            loop {
+                let result =
+                    probes::check(probe, container, self.host.as_ref(), &started.id, pod_ip).await;
+                if verdict.record(result.is_ok(), &timing) && !verdict.passing {
+                    tracing::info!(container = %Self::name(container), "liveness probe failed, stopping it: {}",
+                        result.err().unwrap_or_default());
+                    let grace = self
+                        .pod
+                        .pointer("/spec/terminationGracePeriodSeconds")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(30);
+                    self.host
+                        .stop_container(&started.id, Duration::from_secs(grace))
+                        .await;
+                    return std::future::pending().await;
+                }
+                tokio::time::sleep(timing.period).await;
+            }
+        };
+        futures::join!(readiness, liveness);
     }
 
     /// The ConfigMaps and Secrets the container's environment refers to, fetched now.
@@ -768,6 +831,9 @@ mod tests {
         }
         async fn running_container(&self, _: &Value, _: &str) -> Option<Started> {
             None
+        }
+        async fn exec(&self, _: &str, _: &[String], _: Duration) -> Result<i32, HostError> {
+            Ok(0)
         }
         async fn wait_container(&self, id: &str) -> ExitInfo {
             let rx = self.waits.lock().unwrap().remove(id).unwrap();

@@ -348,3 +348,78 @@ spec:
         &["delete", "pod", "steady", "--timeout=30s"],
     );
 }
+
+#[test]
+fn readiness_probes_flip_ready_and_failing_liveness_probes_restart() {
+    let server = server("10.81.0.0/24", "gtest81");
+    let manifest = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: probed}}
+spec:
+  nodeName: {node}
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: web
+    image: {IMAGE}
+    imagePullPolicy: Never
+    command: [sh, -c, "sleep 2; mkdir -p /www && echo ok > /www/index.html && httpd -f -p 8080 -h /www"]
+    ports: [{{name: http, containerPort: 8080}}]
+    readinessProbe: {{httpGet: {{port: http, path: /index.html}}, periodSeconds: 1}}
+  - name: flag
+    image: {IMAGE}
+    imagePullPolicy: Never
+    command: [sh, -c, "sleep 2; touch /tmp/ready; sleep 3600"]
+    readinessProbe: {{exec: {{command: [test, -e, /tmp/ready]}}, periodSeconds: 1}}
+  - name: dying
+    image: {IMAGE}
+    imagePullPolicy: Never
+    command: [sh, -c, "touch /tmp/alive; sleep 2; rm /tmp/alive; sleep 3600"]
+    livenessProbe: {{exec: {{command: [test, -e, /tmp/alive]}}, periodSeconds: 1, failureThreshold: 2}}
+"#,
+        node = node_name()
+    );
+    let path = write(server.dir.path(), "probed.yaml", &manifest);
+    ok(KUBECTL, &server, &["create", "-f", path.to_str().unwrap()]);
+    let ready = |p: &Value, name: &str| {
+        p["status"]["containerStatuses"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["name"] == name))
+            .is_some_and(|c| c["ready"] == true)
+    };
+    // Running but not ready until the probes pass (the containers need 2 s).
+    let running = wait_for(&server, "probed", Duration::from_secs(20), |p| {
+        p["status"]["containerStatuses"]
+            .as_array()
+            .is_some_and(|c| c.len() == 3 && c.iter().all(|c| c["state"]["running"].is_object()))
+    });
+    assert!(
+        !ready(&running, "flag") || !ready(&running, "web"),
+        "{:#}",
+        running["status"]
+    );
+    let both = wait_for(&server, "probed", Duration::from_secs(20), |p| {
+        ready(p, "web") && ready(p, "flag")
+    });
+    assert!(
+        both["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["type"] == "ContainersReady")
+    );
+    // The liveness probe fails once /tmp/alive is gone: the container is stopped and started again.
+    let restarted = wait_for(&server, "probed", Duration::from_secs(30), |p| {
+        p["status"]["containerStatuses"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["name"] == "dying"))
+            .is_some_and(|c| c["restartCount"].as_u64().unwrap_or(0) >= 1)
+    });
+    let dying = container(&restarted, "dying");
+    assert!(dying["lastState"]["terminated"].is_object(), "{dying:#}");
+    ok(
+        KUBECTL,
+        &server,
+        &["delete", "pod", "probed", "--timeout=30s"],
+    );
+}
