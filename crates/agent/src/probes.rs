@@ -103,6 +103,25 @@ pub async fn check(
     )
 }
 
+/// Runs a lifecycle hook (`preStop`, `postStart`): `exec`, `httpGet` or `sleep`, within `limit`.
+pub async fn run_hook(
+    hook: &Value,
+    container: &Value,
+    host: &dyn ContainerHost,
+    id: &str,
+    pod_ip: Option<&str>,
+    limit: Duration,
+) -> Result<(), String> {
+    if let Some(seconds) = hook.pointer("/sleep/seconds").and_then(Value::as_u64) {
+        tokio::time::sleep(Duration::from_secs(seconds).min(limit)).await;
+        return Ok(());
+    }
+    // An exec or httpGet hook is a probe with the whole limit as its timeout.
+    let mut action = hook.clone();
+    action["timeoutSeconds"] = Value::from(limit.as_secs().max(1));
+    check(&action, container, host, id, pod_ip).await
+}
+
 /// A probe's port: a number, or the name of one of the container's ports.
 fn port(port: Option<&Value>, container: &Value) -> Result<u16, String> {
     match port {

@@ -243,7 +243,7 @@ pub async fn run(
     }
     .and_then(Value::as_u64)
     .unwrap_or(30);
-    stop_everything(&host, &shared, Duration::from_secs(grace)).await;
+    stop_everything(&host, &shared, &last, Duration::from_secs(grace)).await;
     shared.changed.notify_one();
     status_writer.abort();
     index
@@ -715,17 +715,50 @@ async fn keep_running(
 }
 
 /// Stops every running container of the pod (each given `grace`), then the sandbox.
-async fn stop_everything(host: &Arc<dyn ContainerHost>, shared: &Shared, grace: Duration) {
+/// Stops every running container of `pod` (each runs its `preStop` hook first, then gets what is left of
+/// `grace`), then the sandbox.
+async fn stop_everything(
+    host: &Arc<dyn ContainerHost>,
+    shared: &Shared,
+    pod: &Value,
+    grace: Duration,
+) {
     let observed = shared.snapshot();
-    let running: Vec<String> = observed
+    let running: Vec<(String, String)> = observed
         .containers
         .iter()
         .chain(&observed.init_containers)
         .filter(|c| matches!(c.state, ContainerState::Running { .. }))
-        .map(|c| c.container_id.trim_start_matches("runc://").to_owned())
+        .map(|c| {
+            (
+                c.name.clone(),
+                c.container_id.trim_start_matches("runc://").to_owned(),
+            )
+        })
         .collect();
-    futures::future::join_all(running.iter().map(|id| async move {
-        host.stop_container(id, grace).await;
+    let pod_ip = observed.pod_ip.as_deref();
+    futures::future::join_all(running.iter().map(|(name, id)| async move {
+        let deadline = Instant::now() + grace;
+        let spec = ["containers", "initContainers"]
+            .iter()
+            .flat_map(|list| {
+                pod.pointer(&format!("/spec/{list}"))
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+            })
+            .find(|c| c.get("name").and_then(Value::as_str) == Some(name));
+        if let Some((spec, hook)) = spec.and_then(|c| Some((c, c.pointer("/lifecycle/preStop")?))) {
+            let run = probes::run_hook(hook, spec, host.as_ref(), id, pod_ip, grace);
+            if let Err(e) = tokio::time::timeout(grace, run)
+                .await
+                .unwrap_or(Err("timed out".into()))
+            {
+                tracing::warn!(container = %name, "preStop hook failed: {e}");
+            }
+        }
+        host.stop_container(id, deadline.saturating_duration_since(Instant::now()))
+            .await;
         host.remove_container(id).await;
     }))
     .await;

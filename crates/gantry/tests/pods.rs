@@ -423,3 +423,105 @@ spec:
         &["delete", "pod", "probed", "--timeout=30s"],
     );
 }
+
+#[test]
+fn an_out_of_memory_container_is_oom_killed() {
+    let server = server("10.82.0.0/24", "gtest82");
+    let manifest = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: hungry}}
+spec:
+  nodeName: {node}
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: eater
+    image: {IMAGE}
+    imagePullPolicy: Never
+    command: [sh, -c, "x=aaaaaaaaaaaaaaaa; while :; do x=$x$x; done"]
+    resources: {{limits: {{memory: 16Mi}}}}
+"#,
+        node = node_name()
+    );
+    let path = write(server.dir.path(), "hungry.yaml", &manifest);
+    ok(KUBECTL, &server, &["create", "-f", path.to_str().unwrap()]);
+    let oom = wait_for(&server, "hungry", Duration::from_secs(60), |p| {
+        p["status"]["phase"] == "Failed"
+    });
+    let eater = container(&oom, "eater");
+    assert_eq!(
+        eater["state"]["terminated"]["reason"], "OOMKilled",
+        "{eater:#}"
+    );
+    assert_eq!(eater["state"]["terminated"]["exitCode"], 137);
+    ok(
+        KUBECTL,
+        &server,
+        &["delete", "pod", "hungry", "--timeout=30s"],
+    );
+}
+
+#[test]
+fn pre_stop_hooks_run_before_the_container_is_killed() {
+    let server = server("10.83.0.0/24", "gtest83");
+    // The hook calls this test over the pod network's gateway (the bridge, on the host).
+    let listener = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (called, calls) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        if let Ok((mut socket, _)) = listener.accept() {
+            let mut request = [0u8; 1024];
+            let read = socket.read(&mut request).unwrap_or(0);
+            let line = String::from_utf8_lossy(&request[..read])
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string();
+            let _ = socket.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+            let _ = called.send((line, Instant::now()));
+        }
+    });
+    let manifest = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: hooked}}
+spec:
+  nodeName: {node}
+  terminationGracePeriodSeconds: 3
+  containers:
+  - name: c
+    image: {IMAGE}
+    imagePullPolicy: Never
+    command: [sleep, "3600"]
+    lifecycle:
+      preStop: {{httpGet: {{host: 10.83.0.1, port: {port}, path: /prestop}}}}
+"#,
+        node = node_name()
+    );
+    let path = write(server.dir.path(), "hooked.yaml", &manifest);
+    ok(KUBECTL, &server, &["create", "-f", path.to_str().unwrap()]);
+    wait_for(&server, "hooked", Duration::from_secs(30), |p| {
+        p["status"]["containerStatuses"][0]["state"]["running"].is_object()
+    });
+    ok(
+        KUBECTL,
+        &server,
+        &["delete", "pod", "hooked", "--wait=false"],
+    );
+    let (line, at) = calls
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the preStop hook was not called");
+    assert!(line.starts_with("GET /prestop "), "{line}");
+    // The container ignores SIGTERM (PID 1 without a handler): it is killed when the grace period ends.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while kubectl(KUBECTL, &server, &["get", "pod", "hooked"])
+        .status
+        .success()
+    {
+        assert!(Instant::now() < deadline, "the pod was not deleted");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(at.elapsed() < Duration::from_secs(15));
+}
