@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use gantry_client::k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use gantry_client::kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
-use gantry_client::kube::runtime::watcher;
+use gantry_client::kube::runtime::{WatchStreamExt, watcher};
 use gantry_client::{Api, Client};
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -27,7 +27,7 @@ pub async fn run(
     let pods: Api<Pod> = Api::all(client.clone());
     let api: Arc<dyn PodApi> = Arc::new(KubePodApi { client });
     let config = watcher::Config::default().fields(&format!("spec.nodeName={node}"));
-    let mut events = watcher(pods, config).boxed();
+    let mut events = watcher(pods, config).default_backoff().boxed();
     let mut workers: HashMap<String, watch::Sender<Option<Value>>> = HashMap::new();
     let mut listed: Vec<String> = Vec::new();
     while let Some(event) = events.next().await {
