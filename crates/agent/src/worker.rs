@@ -738,7 +738,7 @@ async fn stop_everything(
         .collect();
     let pod_ip = observed.pod_ip.as_deref();
     futures::future::join_all(running.iter().map(|(name, id)| async move {
-        let deadline = Instant::now() + grace;
+        let started = Instant::now();
         let spec = ["containers", "initContainers"]
             .iter()
             .flat_map(|list| {
@@ -748,6 +748,8 @@ async fn stop_everything(
                     .flatten()
             })
             .find(|c| c.get("name").and_then(Value::as_str) == Some(name));
+        // The hook's time comes out of the grace period.
+        let mut left = grace;
         if let Some((spec, hook)) = spec.and_then(|c| Some((c, c.pointer("/lifecycle/preStop")?))) {
             let run = probes::run_hook(hook, spec, host.as_ref(), id, pod_ip, grace);
             if let Err(e) = tokio::time::timeout(grace, run)
@@ -756,9 +758,9 @@ async fn stop_everything(
             {
                 tracing::warn!(container = %name, "preStop hook failed: {e}");
             }
+            left = grace.saturating_sub(started.elapsed());
         }
-        host.stop_container(id, deadline.saturating_duration_since(Instant::now()))
-            .await;
+        host.stop_container(id, left).await;
         host.remove_container(id).await;
     }))
     .await;
