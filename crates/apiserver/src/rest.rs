@@ -328,21 +328,6 @@ impl Call<'_> {
             .respond(StatusCode::OK, &self.output.one(objects::decode(&kv)?)))
     }
 
-    /// The object as the watch cache holds it, in the form a store read gives (the stored bytes and their
-    /// revision); `None` when the cache does not have it. The cache may be a moment behind the store.
-    fn cached_kv(&self, name: &str) -> Option<Result<KeyValue, ApiError>> {
-        let key = self.key(name);
-        let object = self.cache.get(&key).1?;
-        Some(cached_value(&object).and_then(|value| {
-            Ok(KeyValue {
-                key,
-                value: objects::encode(&value)?,
-                create_revision: 0,
-                mod_revision: object.revision,
-            })
-        }))
-    }
-
     /// Whether the watch cache holds the object (it may be a moment behind the store).
     pub(crate) fn cached(&self, name: &str) -> bool {
         self.cache.get(&self.key(name)).1.is_some()
@@ -875,15 +860,8 @@ impl Call<'_> {
         mut change: impl FnMut(&Value) -> Result<Value, ApiError>,
     ) -> Result<Value, ApiError> {
         let split_status = self.resource.subresource("status").is_some();
-        // The first attempt starts from the watch cache's copy (saving a store read); if that copy was stale,
-        // the compare-and-swap or the client's precondition fails and the next attempt reads the store.
-        let mut from_cache = true;
         for _ in 0..8 {
-            let (current, cached) = match from_cache.then(|| self.cached_kv(name)).flatten() {
-                Some(kv) => (kv?, true),
-                None => (self.read(name).await?, false),
-            };
-            from_cache = false;
+            let current = self.read(name).await?;
             let old = self.view(objects::decode(&current)?);
             let mut base = old.clone();
             objects::metadata_mut(&mut base)?.remove("resourceVersion");
@@ -930,9 +908,6 @@ impl Call<'_> {
                 .map(parse_revision)
                 .transpose()?;
             if pinned.is_some_and(|rv| rv != current.mod_revision) {
-                if cached {
-                    continue;
-                }
                 return Err(ApiError::conflict(self.group_resource(), name));
             }
             let (group, kind) = (self.resource.group, self.resource.kind);
@@ -963,13 +938,9 @@ impl Call<'_> {
                 None => None,
             };
             let encoded = self.encode(&object)?;
-            // A change that changes nothing is not written (no new resourceVersion, no watch event): once
-            // the store, not only the cache, says so.
+            // A change that changes nothing is not written (no new resourceVersion, no watch event).
             if encoded == current.value {
                 self.release(name, allocation).await;
-                if cached {
-                    continue;
-                }
                 return Ok(old);
             }
             // The last finalizer gone from an object marked for deletion: the deletion completes.
@@ -987,7 +958,7 @@ impl Call<'_> {
                         }
                         return Ok(object);
                     }
-                    Err(StoreError::Conflict { .. }) if pinned.is_none() || cached => continue,
+                    Err(StoreError::Conflict { .. }) if pinned.is_none() => continue,
                     Err(StoreError::Conflict { .. }) => break,
                     Err(e) => return Err(self.store_error(e, name)),
                 }
@@ -1006,7 +977,7 @@ impl Call<'_> {
             if written? {
                 return Ok(object);
             }
-            if pinned.is_some() && !cached {
+            if pinned.is_some() {
                 break;
             }
         }
