@@ -240,6 +240,7 @@ async fn start() -> Api {
     let config = ApiConfig {
         services: ServiceRanges::default(),
         advertise: SocketAddr::new(Ipv4Addr::new(192, 0, 2, 10).into(), 6443),
+        nodes: None,
     };
     Api::start(store, tokens(), config)
         .await
