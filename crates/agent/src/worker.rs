@@ -238,12 +238,14 @@ pub async fn run(
     pod_runner.abort();
     let _ = pod_runner.await;
     let grace = match &deleted {
-        Some(p) => p.pointer("/metadata/deletionGracePeriodSeconds"),
-        None => last.pointer("/spec/terminationGracePeriodSeconds"),
-    }
-    .and_then(Value::as_u64)
-    .unwrap_or(30);
-    stop_everything(&host, &shared, &last, Duration::from_secs(grace)).await;
+        Some(p) => Duration::from_secs(
+            p.pointer("/metadata/deletionGracePeriodSeconds")
+                .and_then(Value::as_u64)
+                .unwrap_or(30),
+        ),
+        None => termination_grace(&last),
+    };
+    stop_everything(&host, &shared, &last, grace).await;
     shared.changed.notify_one();
     status_writer.abort();
     index
@@ -256,6 +258,14 @@ pub async fn run(
     {
         tracing::warn!("cannot complete the deletion of a pod: {e}");
     }
+}
+
+/// The pod's `terminationGracePeriodSeconds` (30 s by default, as upstream).
+fn termination_grace(pod: &Value) -> Duration {
+    let seconds = pod
+        .pointer("/spec/terminationGracePeriodSeconds")
+        .and_then(Value::as_u64);
+    Duration::from_secs(seconds.unwrap_or(30))
 }
 
 /// What the pod's tasks share: the observation, a signal that it changed, and the sandbox once started.
@@ -597,13 +607,8 @@ impl Context {
                 if verdict.record(result.is_ok(), &timing) && !verdict.passing {
                     tracing::info!(container = %Self::name(container), "liveness probe failed, stopping it: {}",
                         result.err().unwrap_or_default());
-                    let grace = self
-                        .pod
-                        .pointer("/spec/terminationGracePeriodSeconds")
-                        .and_then(Value::as_u64)
-                        .unwrap_or(30);
                     self.host
-                        .stop_container(&started.id, Duration::from_secs(grace))
+                        .stop_container(&started.id, termination_grace(&self.pod))
                         .await;
                     return std::future::pending().await;
                 }

@@ -567,8 +567,15 @@ pub fn find(group: &str, version: &str, plural: &str) -> Option<&'static Resourc
 
 /// The served groups with their versions, in discovery order (the first version is the preferred one).
 pub fn groups() -> Vec<(&'static str, Vec<&'static str>)> {
+    groups_of(RESOURCES)
+}
+
+/// The groups of `resources` with their versions, in the order they first appear.
+pub fn groups_of<'a>(
+    resources: impl IntoIterator<Item = &'a ResourceType>,
+) -> Vec<(&'static str, Vec<&'static str>)> {
     let mut groups: Vec<(&'static str, Vec<&'static str>)> = Vec::new();
-    for r in RESOURCES {
+    for r in resources {
         match groups.iter_mut().find(|(g, _)| *g == r.group) {
             Some((_, versions)) if !versions.contains(&r.version) => versions.push(r.version),
             Some(_) => {}

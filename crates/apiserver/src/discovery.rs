@@ -1,7 +1,7 @@
 //! Discovery: which groups, versions and resources the server has, in the legacy form (`/api`, `/apis`,
 //! `/api/v1`, `/apis/{g}/{v}`) and the aggregated one (`apidiscovery.k8s.io` v2 and v2beta1), chosen by `Accept`.
 
-use gantry_api::registry::{RESOURCES, ResourceType};
+use gantry_api::registry::{self, RESOURCES, ResourceType};
 use http::StatusCode;
 use serde_json::{Value, json};
 
@@ -46,14 +46,7 @@ fn all_resources(custom: &Snapshot) -> Vec<&'static ResourceType> {
 /// The groups of `resources` with their versions, in the order they first appear (the first version is the
 /// preferred one; custom groups order theirs as Kubernetes versions sort).
 fn groups(resources: &[&'static ResourceType]) -> Vec<(&'static str, Vec<&'static str>)> {
-    let mut groups: Vec<(&'static str, Vec<&'static str>)> = Vec::new();
-    for r in resources {
-        match groups.iter_mut().find(|(g, _)| *g == r.group) {
-            Some((_, versions)) if !versions.contains(&r.version) => versions.push(r.version),
-            Some(_) => {}
-            None => groups.push((r.group, vec![r.version])),
-        }
-    }
+    let mut groups = registry::groups_of(resources.iter().copied());
     let builtin = |group: &str| RESOURCES.iter().any(|r| r.group == group);
     for (group, versions) in &mut groups {
         if !builtin(group) {
