@@ -665,12 +665,19 @@ pub fn node_client_config(client: &IssuedCert) -> Result<rustls::ClientConfig, P
         .with_safe_default_protocol_versions()
         .map_err(|e| tls(&e))?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(UnverifiedServer(provider)))
+        .with_custom_certificate_verifier(unverified_server(provider))
         .with_client_auth_cert(chain, key)
         .map_err(|e| tls(&e))
 }
 
-/// Accepts any server certificate (see [`node_client_config`]).
+/// A verifier that accepts any server certificate but still checks handshake signatures with `provider`'s
+/// algorithms (for [`node_client_config`], and kubeconfigs with `insecure-skip-tls-verify`).
+pub fn unverified_server(
+    provider: Arc<rustls::crypto::CryptoProvider>,
+) -> Arc<dyn rustls::client::danger::ServerCertVerifier> {
+    Arc::new(UnverifiedServer(provider))
+}
+
 #[derive(Debug)]
 struct UnverifiedServer(Arc<rustls::crypto::CryptoProvider>);
 
