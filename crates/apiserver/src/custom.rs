@@ -243,11 +243,14 @@ fn intern(definition: &Definition, version: &Version) -> &'static ResourceType {
     resource
 }
 
-/// Where the objects of a CRD live: `/registry/<group>/<plural>/`.
-pub(crate) fn objects_prefix(definition: &Definition) -> String {
+/// Where the objects of a CRD (as stored) live: `/registry/<group>/<plural>/`. Read straight from its spec,
+/// without compiling its schemas.
+fn objects_prefix(crd: &Value) -> String {
+    let text = |p: &str| crd.pointer(p).and_then(Value::as_str).unwrap_or_default();
     format!(
         "/registry/{}/{}/",
-        definition.group, definition.names.plural
+        text("/spec/group"),
+        text("/spec/names/plural")
     )
 }
 
@@ -259,10 +262,9 @@ pub(crate) async fn namespaced_prefixes(
     let (_, kvs) = crate::rest::range_all(store, Bytes::from_static(CRD_PREFIX.as_bytes())).await?;
     let mut prefixes = Vec::new();
     for kv in kvs {
-        if let Ok(definition) = Definition::from_object(&objects::decode(&kv)?)
-            && definition.namespaced
-        {
-            prefixes.push(format!("{}{namespace}/", objects_prefix(&definition)));
+        let crd = objects::decode(&kv)?;
+        if crd.pointer("/spec/scope").and_then(Value::as_str) == Some("Namespaced") {
+            prefixes.push(format!("{}{namespace}/", objects_prefix(&crd)));
         }
     }
     Ok(prefixes)
@@ -410,7 +412,6 @@ async fn finish_deletion(
     if !has_ours {
         return Ok(());
     }
-    let definition = Definition::from_object(&crd).map_err(ApiError::internal)?;
     let mut status = crd.get("status").cloned().unwrap_or_else(|| json!({}));
     set_condition(
         &mut status,
@@ -423,7 +424,7 @@ async fn finish_deletion(
         crd["status"] = status;
         return write(store, key, &crd, revision).await;
     }
-    if !crate::namespaces::delete_under(store, &objects_prefix(&definition)).await? {
+    if !crate::namespaces::delete_under(store, &objects_prefix(&crd)).await? {
         return Ok(());
     }
     if let Some(finalizers) = crd
