@@ -105,6 +105,11 @@ impl NodeHost {
     }
 
     /// The node's image store (for `gantry image` commands run beside the agent).
+    /// The OCI runtime the containers run under.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
     pub fn images(&self) -> &ImageStore {
         &self.images
     }

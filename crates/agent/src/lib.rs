@@ -2,6 +2,7 @@
 //! and runs the pods bound to it.
 
 pub mod endpoint;
+pub mod events;
 pub mod facts;
 pub mod host;
 pub mod launch;
@@ -10,6 +11,7 @@ pub mod node;
 pub mod pods;
 pub mod probes;
 pub mod restart;
+pub mod sessions;
 pub mod status;
 pub mod worker;
 
@@ -99,6 +101,7 @@ pub async fn run(client: Client, config: AgentConfig, host: host::NodeHost) {
             }
         }
     };
+    let runtime = host.runtime().clone();
     let index = std::sync::Arc::new(worker::PodIndex::default());
     let pods = pods::run(
         client.clone(),
@@ -117,7 +120,16 @@ pub async fn run(client: Client, config: AgentConfig, host: host::NodeHost) {
         match tokio::net::TcpListener::bind(address).await {
             Ok(listener) => {
                 let dir = config.data_dir.clone();
-                endpoint::serve(listener, tls, endpoint::Endpoint { index, dir }).await;
+                endpoint::serve(
+                    listener,
+                    tls,
+                    endpoint::Endpoint {
+                        index,
+                        dir,
+                        runtime,
+                    },
+                )
+                .await;
             }
             Err(e) => tracing::error!("the node endpoint cannot listen on {address}: {e}"),
         }

@@ -1,5 +1,6 @@
 //! The pods bound to this node: a watch on `spec.nodeName=<node>` feeds one [`worker`] per pod (by uid), and
-//! [`KubePodApi`] is what the workers need of the API, through the kube client.
+//! [`KubePodApi`] is what the workers need of the API, through the kube client (their events go through a
+//! [`Recorder`] to one background writer).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use gantry_client::{Api, Client};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
+use crate::events::{self, Event, KubeEventWriter, Recorder};
 use crate::worker::{self, ContainerHost, PodApi, PodIndex};
 
 /// Runs a worker for every pod bound to `node` (registered in `index`) for as long as the watch lasts (it
@@ -25,7 +27,13 @@ pub async fn run(
     index: Arc<PodIndex>,
 ) {
     let pods: Api<Pod> = Api::all(client.clone());
-    let api: Arc<dyn PodApi> = Arc::new(KubePodApi { client });
+    let (events, queue) = Recorder::new(events::QUEUED);
+    let writer = KubeEventWriter {
+        client: client.clone(),
+    };
+    let reporter = node.clone();
+    tokio::spawn(async move { events::write(queue, &writer, &reporter).await });
+    let api: Arc<dyn PodApi> = Arc::new(KubePodApi { client, events });
     let config = watcher::Config::default().fields(&format!("spec.nodeName={node}"));
     let mut events = watcher(pods, config).default_backoff().boxed();
     let mut workers: HashMap<String, watch::Sender<Option<Value>>> = HashMap::new();
@@ -96,6 +104,7 @@ pub async fn run(
 /// The workers' view of the API.
 struct KubePodApi {
     client: Client,
+    events: Recorder,
 }
 
 fn identity(pod: &Value) -> (String, String) {
@@ -163,5 +172,9 @@ impl PodApi for KubePodApi {
             let found = maps.get_opt(name).await.ok().flatten()?;
             Some(found.data.unwrap_or_default())
         }
+    }
+
+    fn event(&self, event: Event) {
+        self.events.record(event);
     }
 }

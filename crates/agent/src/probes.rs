@@ -64,7 +64,10 @@ pub async fn check(
             .unwrap_or_default();
         return match host.exec(id, &command, timeout).await {
             Ok(0) => Ok(()),
-            Ok(code) => Err(format!("command {command:?} exited with {code}")),
+            Ok(code) => Err(format!(
+                "command '{}' exited with {code}",
+                command.join(" ")
+            )),
             Err(e) => Err(e.to_string()),
         };
     }

@@ -1,6 +1,7 @@
 //! The pod worker: one task per pod bound to this node. It starts the pod's sandbox, runs its init containers
 //! in order, then its containers, restarts them as the pod's `restartPolicy` says (with back-off), writes the
-//! pod's status whenever what it observes changes, and when the pod is deleted stops everything (each
+//! pod's status whenever what it observes changes, records events of what happened (pulls, starts, kills,
+//! back-offs, failed probes and hooks: [`crate::events`]), and when the pod is deleted stops everything (each
 //! container gets the grace period) and completes the deletion.
 //!
 //! Containers and the API are behind [`ContainerHost`] and [`PodApi`], so the logic here is tested with fakes;
@@ -14,6 +15,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 use tokio::sync::{Notify, watch};
 
+use crate::events::{self, Event, EventType};
 use crate::launch::{self, EnvSources, ImageDefaults, Launch};
 use crate::probes;
 use crate::restart::{self, Backoff};
@@ -129,6 +131,9 @@ pub trait PodApi: Send + Sync + 'static {
         name: &str,
         secret: bool,
     ) -> Option<BTreeMap<String, String>>;
+    /// Records an event about the pod. Returns at once: events are written in the background, and dropped
+    /// rather than ever holding up a pod.
+    fn event(&self, event: Event);
 }
 
 /// The clock the worker stamps times with (RFC 3339).
@@ -221,6 +226,7 @@ pub async fn run(
         host.clone(),
         api.clone(),
         shared.clone(),
+        now,
     ));
     // Until the pod is marked for deletion, or vanishes (deleted at once: its grace period is its spec's).
     let mut last = first;
@@ -245,7 +251,7 @@ pub async fn run(
         ),
         None => termination_grace(&last),
     };
-    stop_everything(&host, &shared, &last, grace).await;
+    stop_everything(&host, api.as_ref(), &shared, &last, grace, now).await;
     shared.changed.notify_one();
     status_writer.abort();
     index
@@ -320,6 +326,7 @@ async fn run_pod(
     host: Arc<dyn ContainerHost>,
     api: Arc<dyn PodApi>,
     shared: Arc<Shared>,
+    now: Clock,
 ) {
     let restart_policy = pod
         .pointer("/spec/restartPolicy")
@@ -332,6 +339,14 @@ async fn run_pod(
             Ok(sandbox) => break sandbox,
             Err(e) => {
                 tracing::warn!("cannot start a pod sandbox: {e}");
+                api.event(Event::about(
+                    &pod,
+                    None,
+                    EventType::Warning,
+                    "FailedCreatePodSandBox",
+                    format!("Failed to create pod sandbox: {}", e.message),
+                    now(),
+                ));
                 tokio::time::sleep(backoff.next(Duration::ZERO)).await;
             }
         }
@@ -348,6 +363,7 @@ async fn run_pod(
         api,
         shared,
         sandbox,
+        now,
     });
     let spec_list = |field: &str| -> Vec<Value> {
         context
@@ -392,6 +408,7 @@ struct Context {
     api: Arc<dyn PodApi>,
     shared: Arc<Shared>,
     sandbox: Arc<SandboxInfo>,
+    now: Clock,
 }
 
 impl Context {
@@ -456,6 +473,97 @@ impl Context {
         });
     }
 
+    /// A view of the pod for events and kills.
+    fn handle(&self) -> PodHandle<'_> {
+        PodHandle {
+            pod: &self.pod,
+            host: self.host.as_ref(),
+            api: self.api.as_ref(),
+            pod_ip: self.sandbox.ip.as_deref(),
+            now: self.now,
+        }
+    }
+
+    /// Records an event about the container.
+    fn event(
+        &self,
+        container: &Value,
+        init: bool,
+        type_: EventType,
+        reason: &str,
+        message: impl Into<String>,
+    ) {
+        let name = Self::name(container);
+        self.handle()
+            .event(Some((&name, init)), type_, reason, message);
+    }
+
+    /// Makes the container's image present as its `imagePullPolicy` says, with the kubelet's events: `Pulled`
+    /// ("already present") for an image the node has and need not pull again, else `Pulling`, then `Pulled`
+    /// or the failure.
+    async fn pull(
+        &self,
+        container: &Value,
+        init: bool,
+    ) -> Result<(String, ImageDefaults), HostError> {
+        let image = container
+            .get("image")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let policy = PullPolicy::of(container);
+        if policy != PullPolicy::Always {
+            // Asked with the policy Never, the host says whether the node has the image.
+            match self.host.image(image, PullPolicy::Never).await {
+                Ok(found) => {
+                    let message = format!("Container image {image:?} already present on machine");
+                    self.event(container, init, EventType::Normal, "Pulled", message);
+                    return Ok(found);
+                }
+                Err(e) if policy == PullPolicy::Never || e.reason != "ErrImageNeverPull" => {
+                    self.pull_failed(container, init, image, &e);
+                    return Err(e);
+                }
+                Err(_) => {}
+            }
+        }
+        let message = format!("Pulling image {image:?}");
+        self.event(container, init, EventType::Normal, "Pulling", message);
+        let started = Instant::now();
+        match self.host.image(image, policy).await {
+            Ok(found) => {
+                let took = events::go_duration(started.elapsed());
+                let message = format!(
+                    "Successfully pulled image {image:?} in {took} ({took} including waiting)"
+                );
+                self.event(container, init, EventType::Normal, "Pulled", message);
+                Ok(found)
+            }
+            Err(e) => {
+                self.pull_failed(container, init, image, &e);
+                Err(e)
+            }
+        }
+    }
+
+    /// The kubelet's events for an image it could not make present: what went wrong, then `Error: REASON`.
+    fn pull_failed(&self, container: &Value, init: bool, image: &str, e: &HostError) {
+        let (reason, message) = match e.reason.as_str() {
+            "ErrImagePull" => (
+                "Failed",
+                format!("Failed to pull image {image:?}: {}", e.message),
+            ),
+            "ErrImageNeverPull" => ("ErrImageNeverPull", e.message.clone()),
+            "InvalidImageName" => (
+                "InspectFailed",
+                format!("Failed to apply default image tag {image:?}: {}", e.message),
+            ),
+            _ => ("Failed", e.message.clone()),
+        };
+        self.event(container, init, EventType::Warning, reason, message);
+        let error = format!("Error: {}", e.reason);
+        self.event(container, init, EventType::Warning, "Failed", error);
+    }
+
     /// Pulls, resolves and starts the container once (or, with `adopt`, takes over the one still running from
     /// before an agent restart), and waits for it to exit.
     async fn run_once(
@@ -470,17 +578,14 @@ impl Context {
                 .running_container(&self.pod, &Self::name(container))
                 .await
         {
-            return Ok(self.follow(container, init, None, started).await);
+            // Its postStart hook ran when it started.
+            return Ok(self.follow(container, init, None, started, false).await);
         }
         let waiting = |reason: &str, message: &str| ContainerState::Waiting {
             reason: reason.to_owned(),
             message: message.to_owned(),
         };
-        let image = container
-            .get("image")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let (image_id, defaults) = match self.host.image(image, PullPolicy::of(container)).await {
+        let (image_id, defaults) = match self.pull(container, init).await {
             Ok(found) => found,
             Err(e) => {
                 self.record(container, init, None, None, waiting(&e.reason, &e.message));
@@ -502,6 +607,8 @@ impl Context {
                     None,
                     waiting(&error.reason, &error.message),
                 );
+                let message = format!("Error: {}", error.message);
+                self.event(container, init, EventType::Warning, "Failed", message);
                 return Err(error);
             }
         };
@@ -519,37 +626,100 @@ impl Context {
                     None,
                     waiting(&e.reason, &e.message),
                 );
+                let message = format!("Error: {}", e.message);
+                self.event(container, init, EventType::Warning, "Failed", message);
                 return Err(e);
             }
         };
-        Ok(self.follow(container, init, Some(&image_id), started).await)
+        let name = Self::name(container);
+        let created = format!("Created container: {name}");
+        self.event(container, init, EventType::Normal, "Created", created);
+        let message = format!("Started container {name}");
+        self.event(container, init, EventType::Normal, "Started", message);
+        Ok(self
+            .follow(container, init, Some(&image_id), started, true)
+            .await)
     }
 
-    /// Records a started container as running, waits for it to exit, records that and removes it.
+    /// Follows a started container: with `post_start`, runs its `postStart` hook first (meanwhile the
+    /// container is still `ContainerCreating`; a failed hook kills it), records it as running, waits for it
+    /// to exit, records that and removes it.
     async fn follow(
         &self,
         container: &Value,
         init: bool,
         image_id: Option<&str>,
         started: Started,
+        post_start: bool,
     ) -> (ExitInfo, Duration) {
         let ran_from = Instant::now();
-        let readiness = container.get("readinessProbe").filter(|_| !init);
-        self.record(
-            container,
-            init,
-            image_id,
-            Some(&started.id),
-            ContainerState::Running {
-                started_at: started.started_at.clone(),
-                ready: !init && readiness.is_none(),
-                started: true,
-            },
-        );
-        // Probes run until the container exits (a failed liveness probe stops it).
-        let exit = tokio::select! {
-            exit = self.host.wait_container(&started.id) => exit,
-            () = self.probe(container, init, &started) => unreachable!("probing never ends"),
+        let mut wait = self.host.wait_container(&started.id);
+        let mut exited = None;
+        if let Some(hook) = container
+            .pointer("/lifecycle/postStart")
+            .filter(|_| post_start)
+        {
+            let creating = ContainerState::Waiting {
+                reason: "ContainerCreating".into(),
+                message: String::new(),
+            };
+            self.record(container, init, image_id, Some(&started.id), creating);
+            let pod_ip = self.sandbox.ip.as_deref();
+            let run = probes::run_hook(
+                hook,
+                container,
+                self.host.as_ref(),
+                &started.id,
+                pod_ip,
+                POST_START_LIMIT,
+            );
+            // A container that exits meanwhile is simply done.
+            let outcome = tokio::select! {
+                outcome = run => outcome,
+                exit = &mut wait => {
+                    exited = Some(exit);
+                    Ok(())
+                }
+            };
+            if let Err(e) = outcome {
+                let name = Self::name(container);
+                tracing::info!(container = %name, "postStart hook failed, stopping it: {e}");
+                let message = hook_failure(hook, &name, &self.pod, &e);
+                self.event(
+                    container,
+                    init,
+                    EventType::Warning,
+                    "FailedPostStartHook",
+                    message,
+                );
+                let grace = termination_grace(&self.pod);
+                self.handle()
+                    .kill(container, init, &started.id, grace, "FailedPostStartHook")
+                    .await;
+                exited = Some((&mut wait).await);
+            }
+        }
+        let exit = match exited {
+            Some(exit) => exit,
+            None => {
+                let readiness = container.get("readinessProbe").filter(|_| !init);
+                self.record(
+                    container,
+                    init,
+                    image_id,
+                    Some(&started.id),
+                    ContainerState::Running {
+                        started_at: started.started_at.clone(),
+                        ready: !init && readiness.is_none(),
+                        started: true,
+                    },
+                );
+                // Probes run until the container exits (a failed liveness probe stops it).
+                tokio::select! {
+                    exit = &mut wait => exit,
+                    () = self.probe(container, init, &started) => unreachable!("probing never ends"),
+                }
+            }
         };
         let ran = ran_from.elapsed();
         self.record(
@@ -570,7 +740,8 @@ impl Context {
     }
 
     /// Runs the container's readiness probe (its result becomes the container's `ready`) and liveness probe
-    /// (failing, it stops the container, which then restarts by the pod's policy), for ever.
+    /// (failing, it stops the container, which then restarts by the pod's policy), for ever. Each failed
+    /// probe is an `Unhealthy` event.
     async fn probe(&self, container: &Value, init: bool, started: &Started) {
         let pod_ip = self.sandbox.ip.as_deref();
         let readiness = async {
@@ -583,6 +754,10 @@ impl Context {
             loop {
                 let result =
                     probes::check(probe, container, self.host.as_ref(), &started.id, pod_ip).await;
+                if let Err(e) = &result {
+                    let message = format!("Readiness probe failed: {e}");
+                    self.event(container, init, EventType::Warning, "Unhealthy", message);
+                }
                 if verdict.record(result.is_ok(), &timing) {
                     let state = ContainerState::Running {
                         started_at: started.started_at.clone(),
@@ -604,11 +779,24 @@ impl Context {
             loop {
                 let result =
                     probes::check(probe, container, self.host.as_ref(), &started.id, pod_ip).await;
+                if let Err(e) = &result {
+                    let message = format!("Liveness probe failed: {e}");
+                    self.event(container, init, EventType::Warning, "Unhealthy", message);
+                }
                 if verdict.record(result.is_ok(), &timing) && !verdict.passing {
-                    tracing::info!(container = %Self::name(container), "liveness probe failed, stopping it: {}",
+                    let name = Self::name(container);
+                    tracing::info!(container = %name, "liveness probe failed, stopping it: {}",
                         result.err().unwrap_or_default());
-                    self.host
-                        .stop_container(&started.id, termination_grace(&self.pod))
+                    let message =
+                        format!("Container {name} failed liveness probe, will be restarted");
+                    self.handle()
+                        .kill(
+                            container,
+                            init,
+                            &started.id,
+                            termination_grace(&self.pod),
+                            &message,
+                        )
                         .await;
                     return std::future::pending().await;
                 }
@@ -618,6 +806,58 @@ impl Context {
         futures::join!(readiness, liveness);
     }
 
+    /// Waits `wait` before `container` starts again: one that ran is in `CrashLoopBackOff` meanwhile; one
+    /// whose image could not be pulled (`failure`) stays `ErrImagePull` for half the wait, then is
+    /// `ImagePullBackOff` (as the kubelet's syncs show them, one after the other); each with the kubelet's
+    /// `BackOff` event.
+    async fn back_off(
+        &self,
+        container: &Value,
+        init: bool,
+        failure: Option<&HostError>,
+        ran: Duration,
+        wait: Duration,
+    ) {
+        let name = Self::name(container);
+        if ran > Duration::ZERO {
+            let pod_name = self
+                .pod
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let state = ContainerState::Waiting {
+                reason: "CrashLoopBackOff".into(),
+                message: format!(
+                    "back-off {}s restarting failed container={name} pod={pod_name}",
+                    wait.as_secs(),
+                ),
+            };
+            self.record(container, init, None, None, state);
+            let message = format!(
+                "Back-off restarting failed container {name} in pod {}",
+                pod_description(&self.pod)
+            );
+            self.event(container, init, EventType::Warning, "BackOff", message);
+        } else if let Some(e) = failure.filter(|e| e.reason == "ErrImagePull") {
+            tokio::time::sleep(wait / 2).await;
+            let wait = wait - wait / 2;
+            let image = container
+                .get("image")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let message = format!("Back-off pulling image {image:?}");
+            let state = ContainerState::Waiting {
+                reason: "ImagePullBackOff".into(),
+                message: format!("{message}: ErrImagePull: {}", e.message),
+            };
+            self.record(container, init, None, None, state);
+            self.event(container, init, EventType::Normal, "BackOff", message);
+            let error = "Error: ImagePullBackOff";
+            self.event(container, init, EventType::Warning, "Failed", error);
+            return tokio::time::sleep(wait).await;
+        }
+        tokio::time::sleep(wait).await;
+    }
     /// The ConfigMaps and Secrets the container's environment refers to, fetched now.
     async fn env_sources(&self, container: &Value) -> Prefetched {
         let namespace = self
@@ -663,13 +903,16 @@ async fn run_to_success(context: &Context, container: &Value, restart_policy: &s
         let result = context
             .run_once(container, true, std::mem::take(&mut adopt))
             .await;
-        let ran = match result {
+        let (ran, failure) = match result {
             Ok((exit, _)) if exit.code == 0 => return true,
             Ok((exit, _)) if !restart::should_restart(restart_policy, exit.code) => return false,
-            Ok((_, ran)) => ran,
-            Err(_) => Duration::ZERO,
+            Ok((_, ran)) => (ran, None),
+            Err(e) => (Duration::ZERO, Some(e)),
         };
-        tokio::time::sleep(backoff.next(ran)).await;
+        let wait = backoff.next(ran);
+        context
+            .back_off(container, true, failure.as_ref(), ran, wait)
+            .await;
     }
 }
 
@@ -686,86 +929,168 @@ async fn keep_running(
         let result = context
             .run_once(&container, sidecar, std::mem::take(&mut adopt))
             .await;
-        let (exit_code, ran) = match result {
-            Ok((exit, ran)) => (exit.code, ran),
-            Err(_) => (1, Duration::ZERO),
+        let (exit_code, ran, failure) = match result {
+            Ok((exit, ran)) => (exit.code, ran, None),
+            Err(e) => (1, Duration::ZERO, Some(e)),
         };
         if !restart::should_restart(&restart_policy, exit_code) {
             return;
         }
         let wait = backoff.next(ran);
-        if ran > Duration::ZERO {
-            context.record(
-                &container,
-                sidecar,
-                None,
-                None,
-                ContainerState::Waiting {
-                    reason: "CrashLoopBackOff".into(),
-                    message: format!(
-                        "back-off {}s restarting failed container={} pod={}",
-                        wait.as_secs(),
-                        Context::name(&container),
-                        context
-                            .pod
-                            .pointer("/metadata/name")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                    ),
-                },
-            );
-        }
-        tokio::time::sleep(wait).await;
+        context
+            .back_off(&container, sidecar, failure.as_ref(), ran, wait)
+            .await;
     }
 }
 
-/// Stops every running container of the pod (each given `grace`), then the sandbox.
-/// Stops every running container of `pod` (each runs its `preStop` hook first, then gets what is left of
-/// `grace`), then the sandbox.
-async fn stop_everything(
-    host: &Arc<dyn ContainerHost>,
-    shared: &Shared,
-    pod: &Value,
-    grace: Duration,
-) {
-    let observed = shared.snapshot();
-    let running: Vec<(String, String)> = observed
-        .containers
-        .iter()
-        .chain(&observed.init_containers)
-        .filter(|c| matches!(c.state, ContainerState::Running { .. }))
-        .map(|c| {
-            (
-                c.name.clone(),
-                c.container_id.trim_start_matches("runc://").to_owned(),
-            )
-        })
-        .collect();
-    let pod_ip = observed.pod_ip.as_deref();
-    futures::future::join_all(running.iter().map(|(name, id)| async move {
+/// How long a `postStart` hook may take before it counts as failed (upstream sets no limit; a hook that never
+/// ends would keep its container from ever running).
+const POST_START_LIMIT: Duration = Duration::from_secs(300);
+
+/// A pod as events and kills need it.
+struct PodHandle<'a> {
+    pod: &'a Value,
+    host: &'a dyn ContainerHost,
+    api: &'a dyn PodApi,
+    pod_ip: Option<&'a str>,
+    now: Clock,
+}
+
+impl PodHandle<'_> {
+    /// Records an event about the pod's container (`name`, and whether it is an init container), or about the
+    /// pod (`None`).
+    fn event(
+        &self,
+        container: Option<(&str, bool)>,
+        type_: EventType,
+        reason: &str,
+        message: impl Into<String>,
+    ) {
+        let field_path = container.map(|(name, init)| events::field_path(name, init));
+        let event = Event::about(self.pod, field_path, type_, reason, message, (self.now)());
+        self.api.event(event);
+    }
+
+    /// Stops the running container `id` (of spec `container`) as the kubelet's `killContainer` does: a
+    /// `Killing` event saying `message`, its `preStop` hook (whose time comes out of `grace`), then SIGTERM,
+    /// and SIGKILL once what is left of `grace` is over.
+    async fn kill(&self, container: &Value, init: bool, id: &str, grace: Duration, message: &str) {
+        let name = container
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        self.event(Some((name, init)), EventType::Normal, "Killing", message);
         let started = Instant::now();
-        let spec = ["containers", "initContainers"]
-            .iter()
-            .flat_map(|list| {
-                pod.pointer(&format!("/spec/{list}"))
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-            })
-            .find(|c| c.get("name").and_then(Value::as_str) == Some(name));
-        // The hook's time comes out of the grace period.
         let mut left = grace;
-        if let Some((spec, hook)) = spec.and_then(|c| Some((c, c.pointer("/lifecycle/preStop")?))) {
-            let run = probes::run_hook(hook, spec, host.as_ref(), id, pod_ip, grace);
-            if let Err(e) = tokio::time::timeout(grace, run)
-                .await
-                .unwrap_or(Err("timed out".into()))
-            {
-                tracing::warn!(container = %name, "preStop hook failed: {e}");
+        if let Some(hook) = container.pointer("/lifecycle/preStop") {
+            let run = probes::run_hook(hook, container, self.host, id, self.pod_ip, grace);
+            match tokio::time::timeout(grace, run).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(container = %name, "preStop hook failed: {e}");
+                    let event = EventType::Warning;
+                    self.event(Some((name, init)), event, "FailedPreStopHook", e);
+                }
+                Err(_) => {
+                    tracing::warn!(container = %name, "preStop hook not completed in the grace period")
+                }
             }
             left = grace.saturating_sub(started.elapsed());
         }
-        host.stop_container(id, left).await;
+        self.host.stop_container(id, left).await;
+    }
+}
+
+/// A pod as upstream's messages name it: `name_namespace(uid)`.
+fn pod_description(pod: &Value) -> String {
+    let text = |p: &str| pod.pointer(p).and_then(Value::as_str).unwrap_or_default();
+    format!(
+        "{}_{}({})",
+        text("/metadata/name"),
+        text("/metadata/namespace"),
+        text("/metadata/uid")
+    )
+}
+
+/// A failed lifecycle hook, as the kubelet's hook runner reports it.
+fn hook_failure(hook: &Value, container: &str, pod: &Value, error: &str) -> String {
+    let pod = pod_description(pod);
+    if let Some(command) = hook.pointer("/exec/command").and_then(Value::as_array) {
+        let words: Vec<&str> = command.iter().filter_map(Value::as_str).collect();
+        format!(
+            "Exec lifecycle hook ([{}]) for Container {container:?} in Pod {pod:?} failed - error: {error}, message: \"\"",
+            words.join(" ")
+        )
+    } else if let Some(http) = hook.get("httpGet") {
+        let path = http.get("path").and_then(Value::as_str).unwrap_or_default();
+        format!(
+            "HTTP lifecycle hook ({path}) for Container {container:?} in Pod {pod:?} failed - error: {error}"
+        )
+    } else {
+        format!("Lifecycle hook for Container {container:?} in Pod {pod:?} failed - error: {error}")
+    }
+}
+
+/// Whether the container is there to be stopped: running, or started and in its `postStart` hook.
+fn is_live(container: &ContainerObservation) -> bool {
+    match &container.state {
+        ContainerState::Running { .. } => true,
+        ContainerState::Waiting { reason, .. } => {
+            reason == "ContainerCreating" && !container.container_id.is_empty()
+        }
+        ContainerState::Terminated { .. } => false,
+    }
+}
+
+/// Stops every running container of `pod` (each gets a `Killing` event and runs its `preStop` hook first,
+/// then gets what is left of `grace`), then the sandbox.
+async fn stop_everything(
+    host: &Arc<dyn ContainerHost>,
+    api: &dyn PodApi,
+    shared: &Shared,
+    pod: &Value,
+    grace: Duration,
+    now: Clock,
+) {
+    let observed = shared.snapshot();
+    let live: Vec<(String, String, bool)> = observed
+        .containers
+        .iter()
+        .map(|c| (c, false))
+        .chain(observed.init_containers.iter().map(|c| (c, true)))
+        .filter(|(c, _)| is_live(c))
+        .map(|(c, init)| {
+            let id = c.container_id.trim_start_matches("runc://").to_owned();
+            (c.name.clone(), id, init)
+        })
+        .collect();
+    let handle = PodHandle {
+        pod,
+        host: host.as_ref(),
+        api,
+        pod_ip: observed.pod_ip.as_deref(),
+        now,
+    };
+    let handle = &handle;
+    futures::future::join_all(live.iter().map(|(name, id, init)| async move {
+        let list = if *init {
+            "initContainers"
+        } else {
+            "containers"
+        };
+        let spec = pod
+            .pointer(&format!("/spec/{list}"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|c| c.get("name").and_then(Value::as_str) == Some(name));
+        match spec {
+            Some(spec) => {
+                let message = format!("Stopping container {name}");
+                handle.kill(spec, *init, id, grace, &message).await;
+            }
+            None => host.stop_container(id, grace).await,
+        }
         host.remove_container(id).await;
     }))
     .await;
@@ -794,6 +1119,8 @@ mod tests {
         running: Mutex<HashMap<String, oneshot::Sender<i32>>>,
         waits: Mutex<HashMap<String, oneshot::Receiver<i32>>>,
         log: Mutex<Vec<String>>,
+        /// The images asked for, with their pull policies.
+        images: Mutex<Vec<String>>,
         next: Mutex<u32>,
     }
 
@@ -811,12 +1138,22 @@ mod tests {
         async fn image(
             &self,
             image: &str,
-            _: PullPolicy,
+            policy: PullPolicy,
         ) -> Result<(String, ImageDefaults), HostError> {
-            if image == "missing" {
-                return Err(HostError {
-                    reason: "ErrImagePull".into(),
-                    message: "not found".into(),
+            let asked = format!("image {image} {policy:?}");
+            self.images.lock().unwrap().push(asked);
+            if image.starts_with("missing") {
+                return Err(match policy {
+                    PullPolicy::Never => HostError {
+                        reason: "ErrImageNeverPull".into(),
+                        message: format!(
+                            "Container image {image:?} is not present with pull policy of Never"
+                        ),
+                    },
+                    _ => HostError {
+                        reason: "ErrImagePull".into(),
+                        message: "not found".into(),
+                    },
                 });
             }
             Ok((
@@ -872,8 +1209,18 @@ mod tests {
         async fn running_container(&self, _: &Value, _: &str) -> Option<Started> {
             None
         }
-        async fn exec(&self, _: &str, _: &[String], _: Duration) -> Result<i32, HostError> {
-            Ok(0)
+        /// `false` fails, `sleep N` takes N seconds; everything else succeeds at once.
+        async fn exec(&self, id: &str, command: &[String], _: Duration) -> Result<i32, HostError> {
+            self.log(format!("exec {id} {}", command.join(" ")));
+            match command.first().map(String::as_str) {
+                Some("false") => Ok(1),
+                Some("sleep") => {
+                    let seconds = command[1].parse().unwrap();
+                    tokio::time::sleep(Duration::from_secs(seconds)).await;
+                    Ok(0)
+                }
+                _ => Ok(0),
+            }
         }
         async fn wait_container(&self, id: &str) -> ExitInfo {
             let rx = self.waits.lock().unwrap().remove(id).unwrap();
@@ -900,6 +1247,22 @@ mod tests {
     struct FakeApi {
         statuses: Mutex<Vec<Value>>,
         finished: Mutex<bool>,
+        events: Mutex<Vec<Event>>,
+    }
+
+    impl FakeApi {
+        /// The events recorded so far, as `container reason: message` (`-` for the pod).
+        fn events(&self) -> Vec<String> {
+            self.events
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|e| {
+                    let about = e.field_path.as_deref().unwrap_or("-");
+                    format!("{about} {}: {}", e.reason, e.message)
+                })
+                .collect()
+        }
     }
 
     #[async_trait]
@@ -914,6 +1277,9 @@ mod tests {
         }
         async fn config_data(&self, _: &str, _: &str, _: bool) -> Option<BTreeMap<String, String>> {
             None
+        }
+        fn event(&self, event: Event) {
+            self.events.lock().unwrap().push(event);
         }
     }
 
@@ -984,6 +1350,44 @@ mod tests {
             .unwrap();
         assert!(b["state"]["running"].is_object());
         assert_eq!(host.entries()[..2], ["sandbox", "start setup"]);
+        let events = api.events();
+        for expected in [
+            "spec.initContainers{setup} Pulled: Container image \"busybox:1\" already present on machine",
+            "spec.initContainers{setup} Created: Created container: setup",
+            "spec.initContainers{setup} Started: Started container setup",
+            "spec.containers{a} Started: Started container a",
+            "spec.containers{a} BackOff: Back-off restarting failed container a in pod p_default(u)",
+            "spec.containers{b} Started: Started container b",
+        ] {
+            assert!(
+                events.iter().any(|e| e == expected),
+                "{expected}: {events:#?}"
+            );
+        }
+        // The init container's events come before any of the containers'.
+        let first_a = events.iter().position(|e| e.contains("{a}")).unwrap();
+        assert!(
+            events[..first_a].iter().all(|e| e.contains("{setup}")),
+            "{events:#?}"
+        );
+        let backoff = api
+            .events
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|e| e.reason == "BackOff")
+            .cloned()
+            .unwrap();
+        assert_eq!(backoff.type_, EventType::Warning);
+        assert_eq!(
+            (
+                backoff.pod.as_str(),
+                backoff.namespace.as_str(),
+                backoff.uid.as_str()
+            ),
+            ("p", "default", "u")
+        );
+        assert_eq!(backoff.time, now());
 
         // Deleted with a grace period: b is stopped with it, then the sandbox, then the deletion completes.
         let mut deleting = pod("OnFailure");
@@ -999,6 +1403,11 @@ mod tests {
         );
         assert_eq!(log.last().unwrap(), "stop sandbox sb");
         assert!(*api.finished.lock().unwrap());
+        let events = api.events();
+        assert!(
+            events.contains(&"spec.containers{b} Killing: Stopping container b".to_owned()),
+            "{events:#?}"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -1047,6 +1456,226 @@ mod tests {
         assert_eq!(
             status["containerStatuses"][0]["state"]["waiting"]["message"],
             "not found"
+        );
+        // Between attempts, it backs off.
+        let status = until(&api, |s| {
+            s["containerStatuses"][0]["state"]["waiting"]["reason"] == "ImagePullBackOff"
+        })
+        .await;
+        assert_eq!(
+            status["containerStatuses"][0]["state"]["waiting"]["message"],
+            "Back-off pulling image \"missing\": ErrImagePull: not found"
+        );
+        let events = api.events();
+        assert_eq!(
+            events[..5],
+            [
+                "spec.containers{a} Pulling: Pulling image \"missing\"",
+                "spec.containers{a} Failed: Failed to pull image \"missing\": not found",
+                "spec.containers{a} Failed: Error: ErrImagePull",
+                "spec.containers{a} BackOff: Back-off pulling image \"missing\"",
+                "spec.containers{a} Failed: Error: ImagePullBackOff",
+            ],
+            "{events:#?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_image_the_node_lacks_is_pulled_as_its_pull_policy_says() {
+        let host = Arc::new(FakeHost::default());
+        let api = Arc::new(FakeApi::default());
+        let mut pod = pod("Always");
+        pod["spec"]["initContainers"] = json!([]);
+        pod["spec"]["containers"] = json!([
+            {"name": "never", "image": "missing:1", "imagePullPolicy": "Never"},
+            {"name": "present", "image": "busybox:1", "imagePullPolicy": "IfNotPresent"},
+            {"name": "absent", "image": "missing:2", "imagePullPolicy": "IfNotPresent"}]);
+        let (_tx, rx) = watch::channel(Some(pod));
+        tokio::spawn(run(
+            rx,
+            host.clone(),
+            api.clone(),
+            Arc::default(),
+            "192.168.0.2".into(),
+            now,
+        ));
+        let reason =
+            |s: &Value, i: usize| s["containerStatuses"][i]["state"]["waiting"]["reason"].clone();
+        until(&api, |s| {
+            s["containerStatuses"]
+                .as_array()
+                .is_some_and(|c| c.len() == 3)
+                && reason(s, 0) == "ErrImageNeverPull"
+                && reason(s, 2) == "ErrImagePull"
+        })
+        .await;
+        let events = api.events();
+        let of = |name: &str| -> Vec<String> {
+            let prefix = format!("spec.containers{{{name}}} ");
+            events
+                .iter()
+                .filter_map(|e| e.strip_prefix(&prefix).map(str::to_owned))
+                .collect()
+        };
+        assert_eq!(
+            of("never")[..2],
+            [
+                "ErrImageNeverPull: Container image \"missing:1\" is not present with pull policy of Never",
+                "Failed: Error: ErrImageNeverPull"
+            ]
+        );
+        assert_eq!(
+            of("present")[0],
+            "Pulled: Container image \"busybox:1\" already present on machine"
+        );
+        assert_eq!(
+            of("absent")[..3],
+            [
+                "Pulling: Pulling image \"missing:2\"",
+                "Failed: Failed to pull image \"missing:2\": not found",
+                "Failed: Error: ErrImagePull"
+            ]
+        );
+        // Never and IfNotPresent look at the node's images first; only the absent one is pulled.
+        let log = host.images.lock().unwrap().clone();
+        assert!(
+            !log.iter()
+                .any(|e| e.starts_with("image missing:1 ") && !e.ends_with("Never")),
+            "{log:?}"
+        );
+        assert!(
+            !log.iter().any(|e| e == "image busybox:1 IfNotPresent"),
+            "{log:?}"
+        );
+        assert!(
+            log.iter().any(|e| e == "image missing:2 IfNotPresent"),
+            "{log:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pod_deleted_while_a_post_start_hook_runs_stops_that_container() {
+        let host = Arc::new(FakeHost::default());
+        let api = Arc::new(FakeApi::default());
+        let mut pod = pod("Always");
+        pod["spec"]["initContainers"] = json!([]);
+        pod["spec"]["containers"] = json!([{"name": "a", "image": "busybox:1",
+            "lifecycle": {"postStart": {"exec": {"command": ["sleep", "600"]}}}}]);
+        let (tx, rx) = watch::channel(Some(pod.clone()));
+        let worker = tokio::spawn(run(
+            rx,
+            host.clone(),
+            api.clone(),
+            Arc::default(),
+            "192.168.0.2".into(),
+            now,
+        ));
+        until(&api, |s| {
+            s["containerStatuses"][0]["state"]["waiting"]["reason"] == "ContainerCreating"
+        })
+        .await;
+        pod["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:03Z");
+        pod["metadata"]["deletionGracePeriodSeconds"] = json!(5);
+        tx.send(Some(pod)).unwrap();
+        worker.await.unwrap();
+        let log = host.entries();
+        assert!(log.contains(&"stop a-1 grace 5".to_owned()), "{log:?}");
+        assert!(
+            api.events()
+                .contains(&"spec.containers{a} Killing: Stopping container a".to_owned())
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn post_start_hooks_run_before_the_container_counts_as_running_and_failing_kill_it() {
+        let host = Arc::new(FakeHost::default());
+        let api = Arc::new(FakeApi::default());
+        let mut pod = pod("Always");
+        pod["spec"]["terminationGracePeriodSeconds"] = json!(3);
+        pod["spec"]["initContainers"] = json!([]);
+        pod["spec"]["containers"] = json!([
+            {"name": "slow", "image": "busybox:1",
+                "lifecycle": {"postStart": {"exec": {"command": ["sleep", "5"]}}}},
+            {"name": "bad", "image": "busybox:1",
+                "lifecycle": {"postStart": {"exec": {"command": ["false"]}}}}]);
+        let (_tx, rx) = watch::channel(Some(pod));
+        tokio::spawn(run(
+            rx,
+            host.clone(),
+            api.clone(),
+            Arc::default(),
+            "192.168.0.2".into(),
+            now,
+        ));
+        let slow = |s: &Value| {
+            s["containerStatuses"]
+                .as_array()
+                .and_then(|c| c.iter().find(|c| c["name"] == "slow"))
+                .cloned()
+                .unwrap_or_default()
+        };
+        // Started, but not running (nor ready) while its hook runs.
+        let creating = until(&api, |s| {
+            slow(s)["state"]["waiting"]["reason"] == "ContainerCreating"
+        })
+        .await;
+        assert_eq!(slow(&creating)["ready"], false);
+        assert!(
+            slow(&creating)["containerID"]
+                .as_str()
+                .unwrap()
+                .starts_with("runc://slow-")
+        );
+        let started = tokio::time::Instant::now();
+        let running = until(&api, |s| slow(s)["state"]["running"].is_object()).await;
+        assert!(
+            started.elapsed() >= Duration::from_secs(4),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(slow(&running)["ready"], true);
+        assert_eq!(slow(&running)["restartCount"], 0);
+        // The failing hook kills its container, which restarts with back-off.
+        let restarted = until(&api, |s| {
+            s["containerStatuses"]
+                .as_array()
+                .and_then(|c| c.iter().find(|c| c["name"] == "bad"))
+                .is_some_and(|c| c["restartCount"].as_u64().unwrap_or(0) >= 2)
+        })
+        .await;
+        let bad = restarted["containerStatuses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "bad")
+            .unwrap();
+        assert_eq!(bad["lastState"]["terminated"]["exitCode"], 143, "{bad:#}");
+        let log = host.entries();
+        assert!(
+            log.iter()
+                .any(|e| e.starts_with("exec bad-") && e.ends_with(" false")),
+            "{log:?}"
+        );
+        assert!(
+            log.iter()
+                .any(|e| e.starts_with("stop bad-") && e.ends_with("grace 3")),
+            "{log:?}"
+        );
+        let events = api.events();
+        for expected in [
+            "spec.containers{bad} Started: Started container bad",
+            "spec.containers{bad} FailedPostStartHook: Exec lifecycle hook ([false]) for Container \"bad\" in Pod \"p_default(u)\" failed - error: command 'false' exited with 1, message: \"\"",
+            "spec.containers{bad} Killing: FailedPostStartHook",
+            "spec.containers{bad} BackOff: Back-off restarting failed container bad in pod p_default(u)",
+        ] {
+            assert!(
+                events.iter().any(|e| e == expected),
+                "{expected}: {events:#?}"
+            );
+        }
+        assert!(
+            !events.iter().any(|e| e.contains("{slow} Killing")),
+            "{events:#?}"
         );
     }
 }

@@ -145,7 +145,7 @@ impl Api {
 
     async fn route<B>(
         &self,
-        request: http::Request<B>,
+        mut request: http::Request<B>,
         path: &str,
         identity: &Identity,
     ) -> Result<Response, ApiError>
@@ -196,6 +196,16 @@ impl Api {
             .ok_or_else(not_found),
             Route::NotFound => Err(not_found()),
             Route::Resource(resource_request) => {
+                let upgrade =
+                    request
+                        .headers()
+                        .contains_key(header::UPGRADE)
+                        .then(|| nodes::Upgrade {
+                            method: request.method().clone(),
+                            query: request.uri().query().unwrap_or_default().to_owned(),
+                            headers: request.headers().clone(),
+                            client: hyper::upgrade::on(&mut request),
+                        });
                 // The body is read first, so that even a refusal answers a client that has sent it all (curl
                 // over HTTP/2 reports an answer to a half-sent upload as a failure).
                 let (body, media) = match request.method() {
@@ -243,6 +253,7 @@ impl Api {
                     request: &resource_request,
                     query: &query,
                     output,
+                    upgrade: std::sync::Mutex::new(upgrade),
                 };
                 call.dispatch(&body, media).await
             }

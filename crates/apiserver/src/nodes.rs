@@ -1,5 +1,7 @@
-//! Calls from the API server to node agents' HTTPS endpoints (what only the node has: container logs), with the
-//! API server's client certificate. The answer's body streams through to the client (`kubectl logs -f`).
+//! Calls from the API server to node agents' HTTPS endpoints (what only the node has: container logs, exec,
+//! attach, port-forward), with the API server's client certificate. A log's body streams through to the
+//! client (`kubectl logs -f`); an upgraded session (WebSocket or SPDY) is spliced byte for byte between the
+//! client and the agent, which speaks the streaming protocols.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -32,13 +34,13 @@ impl NodeClient {
         NodeClient { tls: Arc::new(tls) }
     }
 
-    /// GETs `path_and_query` from the node endpoint at `address`; the answer (status, content type, streaming
-    /// body) becomes the response.
-    pub(crate) async fn get(
+    /// Sends `request` to the node endpoint at `address` over a new connection (one that can be upgraded);
+    /// an answer other than 2xx or 101 becomes the error the agent explains in plain text.
+    async fn send(
         &self,
         address: SocketAddr,
-        path_and_query: &str,
-    ) -> Result<Response, ApiError> {
+        request: http::Request<http_body_util::Empty<Bytes>>,
+    ) -> Result<http::Response<hyper::body::Incoming>, ApiError> {
         let unavailable = |e: &dyn std::fmt::Display| {
             ApiError::service_unavailable(format!(
                 "the node agent at {address} does not answer: {e}"
@@ -55,34 +57,45 @@ impl NodeClient {
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
             .await
             .map_err(|e| unavailable(&e))?;
-        tokio::spawn(connection);
-        let request = http::Request::get(path_and_query)
-            .header(http::header::HOST, address.to_string())
-            .body(http_body_util::Empty::<Bytes>::new())
-            .map_err(ApiError::internal)?;
+        tokio::spawn(connection.with_upgrades());
         let answer = sender
             .send_request(request)
             .await
             .map_err(|e| unavailable(&e))?;
-        let (parts, body) = answer.into_parts();
-        if !parts.status.is_success() {
-            // The agent explains itself in plain text: the client gets a Status.
-            let text = body
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
-            return Err(ApiError {
-                code: parts.status.as_u16(),
-                reason: match parts.status.as_u16() {
-                    400 => "BadRequest",
-                    404 => "NotFound",
-                    _ => "InternalError",
-                },
-                message: String::from_utf8_lossy(&text).trim().to_owned(),
-                details: None,
-            });
+        let status = answer.status();
+        if status.is_success() || status == http::StatusCode::SWITCHING_PROTOCOLS {
+            return Ok(answer);
         }
+        let text = answer
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        Err(ApiError {
+            code: status.as_u16(),
+            reason: match status.as_u16() {
+                400 => "BadRequest",
+                404 => "NotFound",
+                _ => "InternalError",
+            },
+            message: String::from_utf8_lossy(&text).trim().to_owned(),
+            details: None,
+        })
+    }
+
+    /// GETs `path_and_query` from the node endpoint at `address`; the answer (status, content type, streaming
+    /// body) becomes the response.
+    pub(crate) async fn get(
+        &self,
+        address: SocketAddr,
+        path_and_query: &str,
+    ) -> Result<Response, ApiError> {
+        let request = http::Request::get(path_and_query)
+            .header(http::header::HOST, address.to_string())
+            .body(http_body_util::Empty::<Bytes>::new())
+            .map_err(ApiError::internal)?;
+        let (parts, body) = self.send(address, request).await?.into_parts();
         // A broken connection ends the body early; the client sees the stream end.
         let frames = BodyStream::new(body).take_while(|frame| std::future::ready(frame.is_ok()));
         let frames =
@@ -95,6 +108,75 @@ impl NodeClient {
                 .headers_mut()
                 .insert(http::header::CONTENT_TYPE, content_type.clone());
         }
+        Ok(response)
+    }
+}
+
+/// A client's request to upgrade its connection (exec, attach, port-forward): what the agent needs of it.
+pub(crate) struct Upgrade {
+    pub(crate) method: http::Method,
+    /// The raw query: exec's `command` repeats, once per argument.
+    pub(crate) query: String,
+    pub(crate) headers: http::HeaderMap,
+    pub(crate) client: hyper::upgrade::OnUpgrade,
+}
+
+/// The headers of an upgrade that pass between the client and the agent, both ways.
+const UPGRADE_HEADERS: [&str; 7] = [
+    "connection",
+    "upgrade",
+    "sec-websocket-key",
+    "sec-websocket-version",
+    "sec-websocket-protocol",
+    "sec-websocket-accept",
+    "x-stream-protocol-version",
+];
+
+fn copy_upgrade_headers(from: &http::HeaderMap, to: &mut http::HeaderMap) {
+    for name in UPGRADE_HEADERS {
+        for value in from.get_all(name) {
+            to.append(name, value.clone());
+        }
+    }
+}
+
+impl NodeClient {
+    /// Passes `upgrade` on to the node endpoint at `address`: when the agent switches protocols, so does the
+    /// client, and the two connections are spliced together until either ends.
+    pub(crate) async fn upgrade(
+        &self,
+        address: SocketAddr,
+        path_and_query: &str,
+        upgrade: Upgrade,
+    ) -> Result<Response, ApiError> {
+        let mut request = http::Request::builder()
+            .method(upgrade.method)
+            .uri(path_and_query)
+            .header(http::header::HOST, address.to_string())
+            .body(http_body_util::Empty::<Bytes>::new())
+            .map_err(ApiError::internal)?;
+        copy_upgrade_headers(&upgrade.headers, request.headers_mut());
+        let mut answer = self.send(address, request).await?;
+        if answer.status() != http::StatusCode::SWITCHING_PROTOCOLS {
+            return Err(ApiError::bad_request(format!(
+                "the node agent did not upgrade the connection (it answered {})",
+                answer.status()
+            )));
+        }
+        let agent = hyper::upgrade::on(&mut answer);
+        tokio::spawn(async move {
+            match futures::future::try_join(upgrade.client, agent).await {
+                Ok((client, agent)) => {
+                    let (mut client, mut agent) = (TokioIo::new(client), TokioIo::new(agent));
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut agent).await;
+                }
+                Err(e) => tracing::debug!("a streaming upgrade failed: {e}"),
+            }
+        });
+        let mut response =
+            http::Response::new(http_body_util::Full::new(Bytes::new()).boxed_unsync());
+        *response.status_mut() = http::StatusCode::SWITCHING_PROTOCOLS;
+        copy_upgrade_headers(answer.headers(), response.headers_mut());
         Ok(response)
     }
 }

@@ -219,10 +219,15 @@ impl Call<'_> {
                 "pod {name} is not assigned to a node yet: its containers have not started"
             )));
         };
-        if self.request.subresource.as_deref() != Some("log") {
-            return Err(ApiError::service_unavailable(
-                "exec, attach and port-forward are not served yet: only logs are",
-            ));
+        let subresource = self.request.subresource.as_deref().unwrap_or_default();
+        let namespace = self.request.namespace.as_deref().unwrap_or_default();
+        if subresource == "portforward" {
+            let (nodes, address) = self.node_endpoint(node)?;
+            let query = form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(self.query.get("ports").map(|p| ("ports", p)))
+                .finish();
+            let path = format!("/portForward/{namespace}/{name}?{query}");
+            return nodes.upgrade(address, &path, self.take_upgrade()?).await;
         }
         let names = |lists: &[&str]| -> Vec<String> {
             lists
@@ -255,6 +260,34 @@ impl Call<'_> {
                 )));
             }
         };
+        let (nodes, address) = self.node_endpoint(node)?;
+        if subresource == "log" {
+            let query = log_query(self.query);
+            let path = format!("/containerLogs/{namespace}/{name}/{container}?{query}");
+            return nodes.get(address, &path).await;
+        }
+        // exec and attach: the streams asked for, and exec's command, each `command=` an argument.
+        let upgrade = self.take_upgrade()?;
+        let query =
+            form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(form_urlencoded::parse(upgrade.query.as_bytes()).filter(
+                    |(key, _)| matches!(&**key, "command" | "stdin" | "stdout" | "stderr" | "tty"),
+                ))
+                .finish();
+        let kind = if subresource == "exec" {
+            "exec"
+        } else {
+            "attach"
+        };
+        let path = format!("/{kind}/{namespace}/{name}/{container}?{query}");
+        nodes.upgrade(address, &path, upgrade).await
+    }
+
+    /// The node client and the agent endpoint of the node `node`.
+    fn node_endpoint(
+        &self,
+        node: &str,
+    ) -> Result<(&crate::NodeClient, std::net::SocketAddr), ApiError> {
         let nodes = self.nodes.ok_or_else(|| {
             ApiError::service_unavailable("this API server does not call node agents")
         })?;
@@ -269,10 +302,20 @@ impl Call<'_> {
                     "node {node:?} has no node agent to ask (no Node with an address and an endpoint port)"
                 ))
             })?;
-        let query = log_query(self.query);
-        let namespace = self.request.namespace.as_deref().unwrap_or_default();
-        let path = format!("/containerLogs/{namespace}/{name}/{container}?{query}");
-        nodes.get(address, &path).await
+        Ok((nodes, address))
+    }
+
+    /// The client's upgrade request, which exec, attach and port-forward need.
+    fn take_upgrade(&self) -> Result<crate::nodes::Upgrade, ApiError> {
+        self.upgrade
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "exec, attach and port-forward need a connection upgrade to WebSocket or SPDY/3.1",
+                )
+            })
     }
 }
 

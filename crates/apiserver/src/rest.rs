@@ -52,6 +52,8 @@ pub(crate) struct Call<'a> {
     pub(crate) query: &'a HashMap<String, String>,
     /// How reads answer: objects, or Table rows.
     pub(crate) output: Output,
+    /// The client's connection upgrade, for exec, attach and port-forward (taken once).
+    pub(crate) upgrade: std::sync::Mutex<Option<crate::nodes::Upgrade>>,
 }
 
 /// How objects leave the server: as themselves, or as `meta.k8s.io/v1` Table rows (kubectl's human output).

@@ -10,140 +10,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::node::{IMAGE, KUBECTL, container, node_name, server, wait_for};
 use support::{Server, kubectl, ok, write};
-
-const KUBECTL: &str = "1.33";
-const IMAGE: &str = "gantry.test/busybox:1";
-
-/// A server with its node agent and what its pods leave behind if a test fails before deleting them: their
-/// containers, pause processes and mounts go, and the bridge, when the test ends.
-struct Node {
-    server: Server,
-    bridge: String,
-}
-
-impl std::ops::Deref for Node {
-    type Target = Server;
-    fn deref(&self) -> &Server {
-        &self.server
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let agent = self.server.dir.path().join("agent");
-        let root = agent.join("runtime");
-        for runtime in ["runc", "crun"] {
-            let Ok(out) = Command::new(runtime)
-                .arg("--root")
-                .arg(&root)
-                .args(["list", "-q"])
-                .output()
-            else {
-                continue;
-            };
-            for id in String::from_utf8_lossy(&out.stdout).lines() {
-                let _ = Command::new(runtime)
-                    .arg("--root")
-                    .arg(&root)
-                    .args(["delete", "-f", id])
-                    .status();
-            }
-        }
-        for sandbox in std::fs::read_dir(agent.join("pods"))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            if let Ok(pid) = std::fs::read_to_string(sandbox.path().join("sandbox/pause.pid")) {
-                let _ = Command::new("kill").args(["-9", pid.trim()]).status();
-            }
-        }
-        let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
-        for mount in mounts.lines().filter_map(|l| l.split_whitespace().nth(1)) {
-            if mount.starts_with(&*agent.to_string_lossy()) {
-                let _ = Command::new("umount").args(["-l", mount]).status();
-            }
-        }
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.bridge])
-            .status();
-    }
-}
-
-/// A server with its node agent, pods from `pod_cidr` on their own bridge `bridge` (tests run side by side),
-/// and the busybox test image imported.
-fn server(pod_cidr: &str, bridge: &str) -> Node {
-    let endpoint_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .to_string();
-    let server = Server::start_with_agent_flags(&[
-        "--pod-cidr",
-        pod_cidr,
-        "--cni-bridge",
-        bridge,
-        "--node-endpoint-port",
-        &endpoint_port,
-    ]);
-    let layout = server.dir.path().join("busybox-layout");
-    gantry_images::testimage::busybox(&layout, IMAGE).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_gantry"))
-        .args(["image", "import"])
-        .arg(&layout)
-        .arg("--data-dir")
-        .arg(server.dir.path().join("agent"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Node {
-        server,
-        bridge: bridge.to_owned(),
-    }
-}
-
-fn node_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .unwrap()
-        .trim()
-        .to_ascii_lowercase()
-}
-
-fn pod(server: &Server, name: &str) -> Value {
-    serde_json::from_str(&ok(KUBECTL, server, &["get", "pod", name, "-o", "json"])).unwrap()
-}
-
-/// The pod once `check` holds (within `limit`).
-fn wait_for(server: &Server, name: &str, limit: Duration, check: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + limit;
-    loop {
-        let current = pod(server, name);
-        if check(&current) {
-            return current;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "pod {name} never got there: {:#}",
-            current["status"]
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn container<'a>(pod: &'a Value, name: &str) -> &'a Value {
-    pod["status"]["containerStatuses"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap()
-}
 
 #[test]
 fn a_pod_with_an_init_container_and_two_containers_sharing_localhost_and_a_volume() {
@@ -524,4 +392,265 @@ spec:
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(at.elapsed() < Duration::from_secs(15));
+}
+
+/// Runs kubectl `version` with `stdin` fed to it; its output.
+fn kubectl_with_input(
+    version: &str,
+    server: &Server,
+    args: &[&str],
+    stdin: &[u8],
+) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(support::kubectl_dir().join(format!("kubectl.{version}")))
+        .arg("--kubeconfig")
+        .arg(server.kubeconfig())
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// `kubectl port-forward` of `version` to the pod's port 8080, which only listens on the pod's localhost; an
+/// HTTP GET through the forwarded local port.
+fn get_through_port_forward(version: &str, server: &Server) -> String {
+    use std::io::{BufRead, Read, Write};
+    let local = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut forward = Command::new(support::kubectl_dir().join(format!("kubectl.{version}")))
+        .arg("--kubeconfig")
+        .arg(server.kubeconfig())
+        .args(["port-forward", "pod/shell", &format!("{local}:8080")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(forward.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.starts_with("Forwarding from 127.0.0.1"), "{first}");
+    let mut bodies = Vec::new();
+    // Two connections in a row: each is a stream pair of its own over the one session.
+    for _ in 0..2 {
+        let mut tcp = std::net::TcpStream::connect(("127.0.0.1", local)).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        tcp.write_all(b"GET / HTTP/1.0\r\nHost: pod\r\n\r\n")
+            .unwrap();
+        let mut answer = String::new();
+        tcp.read_to_string(&mut answer).unwrap();
+        bodies.push(answer);
+    }
+    let _ = forward.kill();
+    let _ = forward.wait();
+    let body = |answer: &str| {
+        answer
+            .split_once("\r\n\r\n")
+            .map(|(_, body)| body.to_owned())
+    };
+    assert_eq!(body(&bodies[0]), body(&bodies[1]));
+    bodies.remove(0)
+}
+
+#[test]
+fn exec_attach_cp_and_port_forward_over_every_kubectl_protocol() {
+    let server = server("10.87.0.0/24", "gtest87");
+    let manifest = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: shell}}
+spec:
+  nodeName: {node}
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: {IMAGE}
+    imagePullPolicy: Never
+    command: [sh, -c, "mkdir -p /www && echo hello through the tunnel > /www/index.html && httpd -p 127.0.0.1:8080 -h /www && i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done"]
+"#,
+        node = node_name()
+    );
+    let path = write(server.dir.path(), "shell.yaml", &manifest);
+    ok(KUBECTL, &server, &["create", "-f", path.to_str().unwrap()]);
+    wait_for(&server, "shell", Duration::from_secs(60), |p| {
+        p["status"]["containerStatuses"][0]["state"]["running"].is_object()
+    });
+    // 1.27: SPDY for everything; 1.30: WebSocket exec, SPDY port-forward; 1.33: WebSocket exec, SPDY inside
+    // WebSocket port-forward.
+    for version in ["1.27", "1.30", "1.33"] {
+        let out = kubectl(
+            version,
+            &server,
+            &[
+                "exec",
+                "shell",
+                "--",
+                "sh",
+                "-c",
+                "echo out; echo err >&2; exit 3",
+            ],
+        );
+        assert_eq!(out.status.code(), Some(3), "kubectl {version}: {out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n", "{version}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("err\n"),
+            "{version}: {out:?}"
+        );
+
+        let input = "line one\nline two\n";
+        let out = kubectl_with_input(
+            version,
+            &server,
+            &["exec", "-i", "shell", "--", "cat"],
+            input.as_bytes(),
+        );
+        assert!(out.status.success(), "kubectl {version}: {out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), input, "{version}");
+
+        // kubectl cp is tar over exec's stdin and stdout: a file bigger than one SPDY window or message.
+        let local = server.dir.path().join(format!("payload-{version}"));
+        let payload: String = (0..20_000).map(|i| format!("{i:07}\n")).collect();
+        std::fs::write(&local, &payload).unwrap();
+        let remote = format!("shell:/tmp/payload-{version}");
+        ok(version, &server, &["cp", local.to_str().unwrap(), &remote]);
+        let copied = ok(
+            version,
+            &server,
+            &[
+                "exec",
+                "shell",
+                "--",
+                "md5sum",
+                &format!("/tmp/payload-{version}"),
+            ],
+        );
+        let expected = Command::new("md5sum").arg(&local).output().unwrap();
+        assert_eq!(
+            copied.split_whitespace().next(),
+            String::from_utf8_lossy(&expected.stdout)
+                .split_whitespace()
+                .next(),
+            "{version}"
+        );
+        let back = server.dir.path().join(format!("back-{version}"));
+        ok(version, &server, &["cp", &remote, back.to_str().unwrap()]);
+        assert_eq!(
+            std::fs::read_to_string(&back).unwrap(),
+            payload,
+            "{version}"
+        );
+
+        let page = get_through_port_forward(version, &server);
+        assert!(page.starts_with("HTTP/1.1 200 OK"), "{version}: {page}");
+        assert!(
+            page.ends_with("hello through the tunnel\n"),
+            "{version}: {page}"
+        );
+    }
+
+    // Each kubectl got the protocol it tries first (a refused WebSocket upgrade would show as a 400 before
+    // its SPDY fallback).
+    let metrics = ok(KUBECTL, &server, &["get", "--raw", "/metrics"]);
+    for (verb, resource) in [
+        ("create", "pods/exec"),
+        ("get", "pods/exec"),
+        ("create", "pods/portforward"),
+        ("get", "pods/portforward"),
+    ] {
+        let line = format!(
+            "apiserver_request_total{{verb=\"{verb}\",resource=\"{resource}\",code=\"101\"}}"
+        );
+        assert!(metrics.contains(&line), "no {line} in {metrics}");
+    }
+    assert!(
+        !metrics.contains("resource=\"pods/exec\",code=\"400\""),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("resource=\"pods/portforward\",code=\"400\""),
+        "{metrics}"
+    );
+
+    // The Python client execs and port-forwards over WebSocket channels.
+    let python = std::env::var("GANTRY_E2E_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/streams.py");
+    let out = Command::new(&python)
+        .arg(script)
+        .arg(server.kubeconfig())
+        .arg("shell")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("python streams: ok"),
+        "{out:?}"
+    );
+
+    // -t: the command runs under a terminal (kubectl needs one itself: `script` gives it a pseudo-terminal).
+    let kubeconfig = server.kubeconfig();
+    for version in ["1.27", "1.33"] {
+        let line = format!(
+            "{} --kubeconfig {} exec -it shell -- sh -c 'tty; stty size; exit 4'",
+            support::kubectl_dir()
+                .join(format!("kubectl.{version}"))
+                .display(),
+            kubeconfig.display()
+        );
+        let out = Command::new("script")
+            .args(["-qec", &line, "/dev/null"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(4), "{version}: {text}");
+        assert!(text.contains("/dev/pts/"), "{version}: {text}");
+    }
+
+    // attach relays the container's output from now on.
+    let mut attach = Command::new(support::kubectl_dir().join(format!("kubectl.{KUBECTL}")))
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["attach", "shell"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(attach.stdout.take().unwrap()));
+    let ticks: Vec<String> = (0..3).map(|_| lines.next().unwrap().unwrap()).collect();
+    let _ = attach.kill();
+    let _ = attach.wait();
+    assert!(ticks.iter().all(|t| t.starts_with("tick ")), "{ticks:?}");
+
+    // Bad input: no command, a container that does not exist, a pod that does not exist.
+    let out = kubectl(
+        KUBECTL,
+        &server,
+        &["exec", "shell", "-c", "nope", "--", "true"],
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("container nope is not valid"),
+        "{out:?}"
+    );
+    let out = kubectl(KUBECTL, &server, &["exec", "missing", "--", "true"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("NotFound")
+            || String::from_utf8_lossy(&out.stderr).contains("not found"),
+        "{out:?}"
+    );
+    let out = kubectl(
+        KUBECTL,
+        &server,
+        &["exec", "shell", "--", "/no/such/binary"],
+    );
+    assert!(!out.status.success(), "{out:?}");
+    ok(
+        KUBECTL,
+        &server,
+        &["delete", "pod", "shell", "--timeout=30s"],
+    );
 }

@@ -23,10 +23,10 @@ pub const MTIME: u64 = 946_684_800;
 pub const APPLETS: &[&str] = &[
     "[", "awk", "basename", "cat", "chmod", "chown", "cp", "cut", "date", "dd", "df", "dirname",
     "du", "echo", "env", "expr", "false", "find", "grep", "head", "hostname", "httpd", "id",
-    "ifconfig", "ip", "kill", "ln", "ls", "mkdir", "mv", "nc", "nslookup", "ping", "printenv",
-    "printf", "ps", "pwd", "readlink", "rm", "rmdir", "sed", "seq", "sh", "sleep", "sort", "stat",
-    "tail", "tee", "test", "timeout", "top", "touch", "tr", "true", "uname", "uniq", "wc", "wget",
-    "which", "whoami", "xargs", "yes",
+    "ifconfig", "ip", "kill", "ln", "ls", "md5sum", "mkdir", "mv", "nc", "nslookup", "ping",
+    "printenv", "printf", "ps", "pwd", "readlink", "rm", "rmdir", "sed", "seq", "sh", "sleep",
+    "sort", "stat", "stty", "tail", "tar", "tee", "test", "timeout", "top", "touch", "tr", "true",
+    "tty", "uname", "uniq", "wc", "wget", "which", "whoami", "xargs", "yes",
 ];
 
 const PATH_ENV: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

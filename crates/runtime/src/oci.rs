@@ -127,6 +127,8 @@ pub struct ExecProcess {
     pub cwd: String,
     /// `(uid, gid)`; `None`: the container's user.
     pub user: Option<(u32, u32)>,
+    /// Under a terminal (`exec --tty`).
+    pub terminal: bool,
 }
 
 /// One OCI runtime binary and the state directory (`--root`) it keeps its containers in.
@@ -345,9 +347,14 @@ impl Runtime {
             })
     }
 
-    fn exec_command(&self, id: &str, process: &ExecProcess) -> std::process::Command {
+    /// `exec` of `process` in the container `id`, in the foreground: the command's exit status is the
+    /// process's. With `terminal` the runtime needs a controlling terminal of its own, which it relays.
+    pub fn exec_command(&self, id: &str, process: &ExecProcess) -> std::process::Command {
         let mut command = self.command();
         command.arg("exec");
+        if process.terminal {
+            command.arg("--tty");
+        }
         for env in &process.env {
             command.arg("--env").arg(env);
         }

@@ -174,7 +174,7 @@ impl Sandbox {
 
     /// The netns file (for CNI and for containers).
     pub fn netns_path(&self) -> PathBuf {
-        self.dir.join(NETNS)
+        netns_path(&self.dir)
     }
 
     /// The namespaces a container of this pod joins (its PID namespace is its own).
@@ -351,4 +351,9 @@ fn loopback_up() -> nix::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The pod's network namespace (bind-mounted) of the sandbox kept in `dir`.
+pub fn netns_path(dir: &Path) -> PathBuf {
+    dir.join(NETNS)
 }

@@ -9,6 +9,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+pub(crate) mod node;
+
 /// A `gantry server` on a free loopback port with a fresh data directory; killed on drop.
 pub(crate) struct Server {
     child: Child,
@@ -39,15 +41,28 @@ impl Server {
         Self::spawn(flags)
     }
 
+    /// A server without its node agent that listens on every interface (agents in other network namespaces
+    /// reach it), with extra flags.
+    pub(crate) fn start_on_all_interfaces(flags: &[&str]) -> Server {
+        let mut all = vec!["--disable-agent"];
+        all.extend_from_slice(flags);
+        Self::spawn_on("0.0.0.0", &all)
+    }
+
     fn spawn(flags: &[&str]) -> Server {
+        Self::spawn_on("127.0.0.1", flags)
+    }
+
+    fn spawn_on(ip: &str, flags: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
-        let child = Self::run(port, dir.path(), &flags);
+        let mut flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
+        flags.extend(["--listen".to_owned(), format!("{ip}:{port}")]);
+        let child = Self::run(dir.path(), &flags);
         Server {
             child,
             port,
@@ -60,17 +75,12 @@ impl Server {
     pub(crate) fn kill_and_restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.child = Self::run(self.port, self.dir.path(), &self.flags);
+        self.child = Self::run(self.dir.path(), &self.flags);
     }
 
-    fn run(port: u16, dir: &Path, flags: &[String]) -> Child {
+    fn run(dir: &Path, flags: &[String]) -> Child {
         let mut child = Command::new(env!("CARGO_BIN_EXE_gantry"))
-            .args([
-                "server",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--data-dir",
-            ])
+            .args(["server", "--data-dir"])
             .arg(dir)
             .args(flags)
             .stdout(Stdio::piped())
