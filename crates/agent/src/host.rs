@@ -1,11 +1,14 @@
 //! The node's [`ContainerHost`]: images from the node's image store (pulled or imported), a pause process and
 //! the CNI network per pod sandbox, and one OCI bundle, overlay rootfs and shim per container, run by runc or
-//! crun. Files live under the agent's data directory:
+//! crun. A pod with `hostNetwork` gets no CNI attachment: its containers stay in the node's network and UTS
+//! namespaces (the pause still holds their IPC namespace), its IP is the node's, and its `/etc/hosts` is the
+//! node's. Files live under the agent's data directory:
 //!
 //! ```text
 //! images/                    the image store (gantry-images)
 //! pods/<uid>/sandbox/        the pause process's files and the pod's netns
-//! pods/<uid>/etc/            the pod's hosts and resolv.conf
+//! pods/<uid>/etc/            the pod's hosts, hostname and resolv.conf (as the kubelet writes them)
+//! pods/<uid>/ip              the pod's IP (the node's for a pod on the host's network)
 //! pods/<uid>/volumes/<name>/ emptyDir volumes
 //! pods/<uid>/logs/<container>/<n>.log   CRI-format logs (what `kubectl logs` reads)
 //! containers/<id>/           bundle (config.json, the shim's files) and overlay (upper, work, rootfs)
@@ -25,10 +28,12 @@ use gantry_runtime::oci::{Runtime, Status};
 use gantry_runtime::pause::Sandbox;
 use gantry_runtime::rootfs::Overlay;
 use gantry_runtime::shim::{self, Shim, ShimArgs};
-use gantry_runtime::spec::{self, BindMount, ContainerConfig, Resources, SeccompPolicy, UserIds};
+use gantry_runtime::spec::{
+    self, BindMount, ContainerConfig, Namespace, Resources, SeccompPolicy, UserIds,
+};
 use serde_json::Value;
 
-use crate::launch::{ImageDefaults, Launch};
+use crate::launch::{self, ClusterDns, ImageDefaults, Launch, ResolvConf};
 use crate::worker::{ContainerHost, ExitInfo, HostError, PullPolicy, SandboxInfo, Started};
 
 /// The node's containers.
@@ -41,9 +46,31 @@ pub struct NodeHost {
     images: ImageStore,
     pull: PullOptions,
     network: Network,
-    sandboxes: Mutex<HashMap<String, Sandbox>>,
+    node: NodeSettings,
+    sandboxes: Mutex<HashMap<String, PodSandbox>>,
     containers: Mutex<HashMap<String, Running>>,
 }
+
+/// What the node says about the pods' network: its own address (the IP of pods on the host's network) and
+/// the cluster's DNS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeSettings {
+    pub node_ip: String,
+    pub dns: ClusterDns,
+}
+
+/// A pod's running sandbox.
+struct PodSandbox {
+    sandbox: Sandbox,
+    /// On the node's network: no CNI attachment to undo, and its containers join no network or UTS
+    /// namespace of the pod's.
+    host_network: bool,
+}
+
+/// The node's files that pods' files are made from (the kubelet's `--resolv-conf` default, and the hosts
+/// file of pods on the host's network).
+const NODE_RESOLV_CONF: &str = "/etc/resolv.conf";
+const NODE_HOSTS: &str = "/etc/hosts";
 
 impl std::fmt::Debug for NodeHost {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -68,7 +95,44 @@ pub struct SetupError(String);
 impl NodeHost {
     /// Opens the host's state under `dir` with the pod network `network`; finds the OCI runtime (crun where
     /// it works, else runc).
-    pub fn open(dir: &Path, network: Network, pull: PullOptions) -> Result<NodeHost, SetupError> {
+    pub fn open(
+        dir: &Path,
+        network: Network,
+        pull: PullOptions,
+        node: NodeSettings,
+    ) -> Result<NodeHost, SetupError> {
+        if !rustix::process::geteuid().is_root() {
+            return Err(SetupError(
+                "the node agent must run as root: it creates namespaces, cgroups, mounts and network devices"
+                    .into(),
+            ));
+        }
+        let has_overlay = || {
+            let filesystems = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
+            filesystems
+                .lines()
+                .any(|l| l.trim_end().ends_with("\toverlay"))
+        };
+        // The module loads on first use, or now.
+        if !has_overlay() {
+            let _ = std::process::Command::new("modprobe")
+                .arg("overlay")
+                .status();
+        }
+        if !has_overlay() {
+            return Err(SetupError(
+                "the kernel has no overlay filesystem, which container root filesystems need: load it with `modprobe overlay`"
+                    .into(),
+            ));
+        }
+        let missing = network.missing_plugins();
+        if !missing.is_empty() {
+            return Err(SetupError(format!(
+                "the CNI plugins {} are not in {}: install them with `apt-get install containernetworking-plugins`",
+                missing.join(", "),
+                network.plugin_dir.display()
+            )));
+        }
         let exe = std::env::current_exe()
             .map_err(|e| SetupError(format!("cannot find the gantry binary: {e}")))?;
         let mut cgroups = Cgroups::detect()
@@ -85,6 +149,7 @@ impl NodeHost {
             images,
             pull,
             network,
+            node,
             sandboxes: Mutex::new(HashMap::new()),
             containers: Mutex::new(HashMap::new()),
         })
@@ -104,18 +169,49 @@ impl NodeHost {
         format!("{}://{version}", self.runtime.kind.name())
     }
 
-    /// The node's image store (for `gantry image` commands run beside the agent).
+    /// Collects images as [`collect_images`] says, when the disk holding them is fuller than the kubelet's
+    /// defaults (85 %, down to 80 %).
+    pub fn collect_images(&self) -> Result<Option<gantry_images::GcReport>, String> {
+        collect_images(&self.dir, &self.images, 85, 80)
+    }
+
     /// The OCI runtime the containers run under.
     pub fn runtime(&self) -> &Runtime {
         &self.runtime
     }
 
+    /// The node's image store (for `gantry image` commands run beside the agent).
     pub fn images(&self) -> &ImageStore {
         &self.images
     }
 
     fn pod_dir(&self, pod: &Value) -> PathBuf {
         self.dir.join("pods").join(uid(pod))
+    }
+
+    /// Writes the pod's `/etc/hosts`, `/etc/hostname` (`hostname`) and `/etc/resolv.conf` in `dir`, as the
+    /// kubelet makes them for a pod whose addresses are `ips`.
+    fn write_etc(
+        &self,
+        pod: &Value,
+        dir: &Path,
+        hostname: &str,
+        ips: &[String],
+    ) -> std::io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        let hosts = if launch::host_network(pod) {
+            launch::host_network_hosts(pod, &read_node_file(NODE_HOSTS)?)
+        } else {
+            launch::managed_hosts(pod, ips, &self.node.dns.domain)
+        };
+        std::fs::write(dir.join("hosts"), hosts)?;
+        std::fs::write(dir.join("hostname"), format!("{hostname}\n"))?;
+        let node = ResolvConf::parse(&read_node_file(NODE_RESOLV_CONF)?);
+        let (resolv, warnings) = launch::pod_resolv_conf(pod, &node, &self.node.dns);
+        for warning in warnings {
+            tracing::warn!(pod = %uid(pod), "DNSConfigForming: {warning}");
+        }
+        std::fs::write(dir.join("resolv.conf"), resolv.render())
     }
 }
 
@@ -292,12 +388,8 @@ impl ContainerHost for NodeHost {
     async fn start_sandbox(&self, pod: &Value) -> Result<SandboxInfo, HostError> {
         let id = uid(pod).to_owned();
         let dir = self.pod_dir(pod);
-        let hostname = pod
-            .pointer("/spec/hostname")
-            .or_else(|| pod.pointer("/metadata/name"))
-            .and_then(Value::as_str)
-            .unwrap_or("pod");
         let failed = |e: &dyn std::fmt::Display| error("CreatePodSandboxError", e);
+        let host_network = launch::host_network(pod);
         // Still running from before an agent restart: adopted as it is.
         if let Ok(sandbox) = Sandbox::load(&id, &dir.join("sandbox")) {
             let ip = std::fs::read_to_string(dir.join("ip"))
@@ -306,33 +398,67 @@ impl ContainerHost for NodeHost {
             self.sandboxes
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .insert(id.clone(), sandbox);
+                .insert(
+                    id.clone(),
+                    PodSandbox {
+                        sandbox,
+                        host_network,
+                    },
+                );
             return Ok(SandboxInfo { id, ip });
         }
+        // The hostname of the pause's UTS namespace, which the pod's containers join (the node's own for a pod
+        // on the host's network, whose containers stay in the node's).
+        let hostname = if host_network {
+            node_hostname()
+        } else {
+            launch::kernel_hostname(pod, &self.node.dns.domain).map_err(|e| failed(&e))?
+        };
         self.cgroups
             .create_pod(&format!("/gantry/pod{id}"), &Resources::default())
             .map_err(|e| failed(&e))?;
-        let sandbox = Sandbox::start(&self.exe, "pause", &id, hostname, &dir.join("sandbox"))
+        let sandbox = Sandbox::start(&self.exe, "pause", &id, &hostname, &dir.join("sandbox"))
             .await
             .map_err(|e| failed(&e))?;
-        let attached = self
-            .network
-            .add(&id, &sandbox.netns_path(), "eth0", &port_mappings(pod))
-            .await;
-        let attachment = match attached {
-            Ok(attachment) => attachment,
-            Err(e) => {
-                let _ = sandbox.stop().await;
-                return Err(failed(&e));
+        let ips = if host_network {
+            vec![self.node.node_ip.clone()]
+        } else {
+            let attached = self
+                .network
+                .add(&id, &sandbox.netns_path(), "eth0", &port_mappings(pod))
+                .await;
+            match attached {
+                Ok(attachment) => attachment.ips,
+                Err(e) => {
+                    let _ = sandbox.stop().await;
+                    return Err(failed(&e));
+                }
             }
         };
-        let ip = attachment.ips.first().cloned();
-        write_etc(&dir.join("etc"), hostname, ip.as_deref()).map_err(|e| failed(&e))?;
-        std::fs::write(dir.join("ip"), ip.clone().unwrap_or_default()).map_err(|e| failed(&e))?;
+        let ip = ips.first().cloned();
+        let written = self
+            .write_etc(pod, &dir.join("etc"), &hostname, &ips)
+            .and_then(|()| std::fs::write(dir.join("ip"), ip.clone().unwrap_or_default()));
+        if let Err(e) = written {
+            if !host_network {
+                let _ = self
+                    .network
+                    .del(&id, &sandbox.netns_path(), "eth0", &[])
+                    .await;
+            }
+            let _ = sandbox.stop().await;
+            return Err(failed(&e));
+        }
         self.sandboxes
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(id.clone(), sandbox);
+            .insert(
+                id.clone(),
+                PodSandbox {
+                    sandbox,
+                    host_network,
+                },
+            );
         Ok(SandboxInfo { id, ip })
     }
 
@@ -358,10 +484,15 @@ impl ContainerHost for NodeHost {
             .ok_or_else(|| failed(&format!("image {image} is gone from the node")))?;
         let namespaces = {
             let sandboxes = self.sandboxes.lock().unwrap_or_else(|p| p.into_inner());
-            sandboxes
+            let running = sandboxes
                 .get(&sandbox.id)
-                .ok_or_else(|| failed(&"the pod sandbox is gone"))?
-                .namespaces()
+                .ok_or_else(|| failed(&"the pod sandbox is gone"))?;
+            let mut namespaces = running.sandbox.namespaces();
+            if running.host_network {
+                namespaces.network = Namespace::Host;
+                namespaces.uts = Namespace::Host;
+            }
+            namespaces
         };
         let restart = launch_count(&pod_dir, &launch.name);
         let id = format!(
@@ -371,6 +502,7 @@ impl ContainerHost for NodeHost {
         );
         let bundle = self.dir.join("containers").join(&id);
         std::fs::create_dir_all(&bundle).map_err(|e| failed(&e))?;
+        std::fs::write(bundle.join(IMAGE_ID), stored.id.to_string()).map_err(|e| failed(&e))?;
         let overlay = Overlay {
             layers: self.images.layer_dirs(&stored),
             dir: bundle.join("fs"),
@@ -606,17 +738,69 @@ impl ContainerHost for NodeHost {
         }
     }
 
+    fn pods_on_disk(&self) -> Vec<String> {
+        std::fs::read_dir(self.dir.join("pods"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+
+    async fn remove_pod(&self, uid: &str) {
+        let prefix = format!("{}-", &uid[..uid.len().min(8)]);
+        let containers = std::fs::read_dir(self.dir.join("containers"));
+        for entry in containers.into_iter().flatten().flatten() {
+            let id = entry.file_name().to_string_lossy().into_owned();
+            if id.starts_with(&prefix) {
+                let _ = self.runtime.kill(&id, nix_signal::KILL, true).await;
+                self.remove_container(&id).await;
+                let overlay = Overlay {
+                    layers: Vec::new(),
+                    dir: entry.path().join("fs"),
+                };
+                let _ = overlay.remove();
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        let dir = self.dir.join("pods").join(uid);
+        let sandbox = dir.join("sandbox");
+        let netns = gantry_runtime::pause::netns_path(&sandbox);
+        // CNI DEL tolerates a pod that was never attached (host network) or is half gone.
+        if let Err(e) = self.network.del(uid, &netns, "eth0", &[]).await {
+            tracing::warn!(pod = %uid, "CNI DEL of a leftover pod failed: {e}");
+        }
+        match Sandbox::load(uid, &sandbox) {
+            Ok(pause) => {
+                let _ = pause.stop().await;
+            }
+            Err(_) => {
+                let _ = gantry_runtime::rootfs::unmount(&netns);
+            }
+        }
+        let _ = self.cgroups.remove(&format!("/gantry/pod{uid}")).await;
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            tracing::warn!(pod = %uid, "removing {}: {e}", dir.display());
+        }
+    }
+
     async fn stop_sandbox(&self, sandbox: &SandboxInfo) {
         let taken = self
             .sandboxes
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&sandbox.id);
-        if let Some(pause) = taken {
-            if let Err(e) = self
-                .network
-                .del(&sandbox.id, &pause.netns_path(), "eth0", &[])
-                .await
+        if let Some(PodSandbox {
+            sandbox: pause,
+            host_network,
+        }) = taken
+        {
+            // A pod on the host's network was never attached: the node's network is left alone.
+            if !host_network
+                && let Err(e) = self
+                    .network
+                    .del(&sandbox.id, &pause.netns_path(), "eth0", &[])
+                    .await
             {
                 tracing::warn!(pod = %sandbox.id, "CNI DEL failed: {e}");
             }
@@ -633,6 +817,42 @@ impl ContainerHost for NodeHost {
 
 /// The file in a bundle that says when the container started.
 const STARTED_AT: &str = "started-at";
+/// The file in a bundle that names the container's image (which image GC leaves alone).
+const IMAGE_ID: &str = "image-id";
+
+/// The images the containers under the agent data directory `dir` were made from (whether they run or not:
+/// a container's bundle goes when it is removed).
+pub fn images_in_use(dir: &Path) -> std::collections::HashSet<gantry_images::Digest> {
+    std::fs::read_dir(dir.join("containers"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|bundle| std::fs::read_to_string(bundle.path().join(IMAGE_ID)).ok())
+        .filter_map(|id| id.trim().parse().ok())
+        .collect()
+}
+
+/// Image garbage collection as the kubelet's: when the image store's filesystem is more than `high` percent
+/// full, images no container uses go, least recently used first, until it would be at `low` percent. What
+/// went, if anything.
+pub fn collect_images(
+    dir: &Path,
+    images: &ImageStore,
+    high: u64,
+    low: u64,
+) -> Result<Option<gantry_images::GcReport>, String> {
+    let stat = rustix::fs::statvfs(dir.join("images")).map_err(|e| e.to_string())?;
+    let total = stat.f_blocks.saturating_mul(stat.f_frsize);
+    let used = total.saturating_sub(stat.f_bavail.saturating_mul(stat.f_frsize));
+    if total == 0 || used.saturating_mul(100) < high.saturating_mul(total) {
+        return Ok(None);
+    }
+    let to_free = used.saturating_sub(total / 100 * low);
+    images
+        .gc(to_free, &images_in_use(dir))
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
 
 /// Signals, as the runtime driver takes them.
 mod nix_signal {
@@ -653,19 +873,19 @@ fn launch_count(pod_dir: &Path, container: &str) -> usize {
     std::fs::read_dir(pod_dir.join("logs").join(container)).map_or(0, |d| d.count())
 }
 
-/// The pod's `/etc/hosts`, `/etc/hostname` and `/etc/resolv.conf` (the node's resolvers for now).
-fn write_etc(dir: &Path, hostname: &str, ip: Option<&str>) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let mut hosts = String::from(
-        "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
-    );
-    if let Some(ip) = ip {
-        hosts.push_str(&format!("{ip}\t{hostname}\n"));
+/// This machine's hostname (what pods on the host's network see).
+fn node_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// A node's file; a missing one reads as empty.
+fn read_node_file(path: &str) -> std::io::Result<String> {
+    match std::fs::read_to_string(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        read => read,
     }
-    std::fs::write(dir.join("hosts"), hosts)?;
-    std::fs::write(dir.join("hostname"), format!("{hostname}\n"))?;
-    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    std::fs::write(dir.join("resolv.conf"), resolv)
 }
 
 #[cfg(test)]

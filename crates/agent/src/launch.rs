@@ -1,8 +1,11 @@
 //! What a container runs, from its spec and its image: the command line (Kubernetes' `command`/`args` over the
 //! image's `Entrypoint`/`Cmd`), the environment (the image's, then the container's `env` with `valueFrom`
-//! resolved and `$(VAR)` references expanded), the working directory and the user.
+//! resolved and `$(VAR)` references expanded), the working directory and the user; and the files the kubelet
+//! makes for a pod, as it makes them: `/etc/resolv.conf` (by `dnsPolicy` and `dnsConfig`), `/etc/hosts` and the
+//! hostname.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use serde_json::Value;
 
@@ -366,6 +369,336 @@ pub fn expand(input: &str, env: &BTreeMap<&str, &str>) -> String {
     out
 }
 
+/// What the cluster's DNS is, as the agent's `--cluster-dns` and `--cluster-domain` say (the kubelet's
+/// `clusterDNS` and `clusterDomain`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterDns {
+    /// The cluster DNS server's address; without one, `ClusterFirst` pods get the node's resolvers (as the
+    /// kubelet falls back to `Default`).
+    pub server: Option<IpAddr>,
+    /// `cluster.local`.
+    pub domain: String,
+}
+
+/// A resolver configuration: what a `resolv.conf` says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResolvConf {
+    pub nameservers: Vec<String>,
+    pub searches: Vec<String>,
+    /// `name` or `name:value`.
+    pub options: Vec<String>,
+}
+
+/// The resolver limits of upstream's validation (`MaxDNSNameservers`, `MaxDNSSearchPaths`,
+/// `MaxDNSSearchListChars`) and the longest domain a search path may be (a DNS subdomain).
+const MAX_NAMESERVERS: usize = 3;
+const MAX_SEARCH_PATHS: usize = 32;
+const MAX_SEARCH_LIST_CHARS: usize = 2048;
+const MAX_DOMAIN_LENGTH: usize = 253;
+
+impl ResolvConf {
+    /// Reads a node's `resolv.conf` as the kubelet does: `nameserver` lines add up, the last `search` line
+    /// wins (trailing dots dropped, `.` left out), `options` add up with a later option replacing an earlier
+    /// one of the same name; comments and anything else are ignored.
+    pub fn parse(text: &str) -> ResolvConf {
+        let mut conf = ResolvConf::default();
+        for line in text.lines() {
+            let line = line.trim();
+            if line.starts_with('#') {
+                continue;
+            }
+            let mut fields = line.split_whitespace();
+            match fields.next() {
+                Some("nameserver") => conf.nameservers.extend(fields.next().map(str::to_owned)),
+                Some("search") => {
+                    conf.searches = fields
+                        .filter(|s| *s != ".")
+                        .map(|s| s.strip_suffix('.').unwrap_or(s).to_owned())
+                        .collect();
+                }
+                Some("options") => {
+                    for option in fields {
+                        set_option(&mut conf.options, option.to_owned());
+                    }
+                }
+                _ => {}
+            }
+        }
+        conf
+    }
+
+    /// The file, as containerd writes a pod's: the search line, one line per nameserver, the options line.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if !self.searches.is_empty() {
+            out.push_str(&format!("search {}\n", self.searches.join(" ")));
+        }
+        for server in &self.nameservers {
+            out.push_str(&format!("nameserver {server}\n"));
+        }
+        if !self.options.is_empty() {
+            out.push_str(&format!("options {}\n", self.options.join(" ")));
+        }
+        out
+    }
+}
+
+/// Sets `option` (`name` or `name:value`) in `options`: in the place of an earlier one of the same name, else
+/// at the end.
+fn set_option(options: &mut Vec<String>, option: String) {
+    let name = |o: &str| o.split(':').next().unwrap_or_default().to_owned();
+    let wanted = name(&option);
+    match options.iter_mut().find(|o| name(o) == wanted) {
+        Some(existing) => *existing = option,
+        None => options.push(option),
+    }
+}
+
+/// Adds `new` to `list`, leaving out what is already there.
+fn append_new(list: &mut Vec<String>, new: impl IntoIterator<Item = String>) {
+    for item in new {
+        if !list.contains(&item) {
+            list.push(item);
+        }
+    }
+}
+
+/// Whether the pod uses the node's network namespace (`spec.hostNetwork`).
+pub fn host_network(pod: &Value) -> bool {
+    pod.pointer("/spec/hostNetwork").and_then(Value::as_bool) == Some(true)
+}
+
+fn spec_text<'a>(pod: &'a Value, field: &str) -> &'a str {
+    pod.pointer(&format!("/spec/{field}"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// The pod's `/etc/resolv.conf` as the kubelet forms it from its `dnsPolicy` and `dnsConfig`, over the
+/// node's resolvers `node`; with warnings for what did not fit the resolver's limits (left out, as the
+/// kubelet's `DNSConfigForming` events say).
+pub fn pod_resolv_conf(
+    pod: &Value,
+    node: &ResolvConf,
+    cluster: &ClusterDns,
+) -> (ResolvConf, Vec<String>) {
+    let mut warnings = Vec::new();
+    let namespace = pod
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("default");
+    // `ClusterFirst` (the default) on the host's network is `Default`; `ClusterFirstWithHostNet` is
+    // `ClusterFirst` for any pod.
+    let cluster_first = match spec_text(pod, "dnsPolicy") {
+        "None" | "Default" => false,
+        "ClusterFirstWithHostNet" => true,
+        _ => !host_network(pod),
+    };
+    let mut conf = match (spec_text(pod, "dnsPolicy"), cluster_first, cluster.server) {
+        ("None", _, _) => ResolvConf::default(),
+        (_, true, Some(server)) => {
+            let mut searches = Vec::new();
+            if !cluster.domain.is_empty() {
+                let domain = &cluster.domain;
+                searches = vec![
+                    format!("{namespace}.svc.{domain}"),
+                    format!("svc.{domain}"),
+                    domain.clone(),
+                ];
+            }
+            append_new(&mut searches, node.searches.iter().cloned());
+            ResolvConf {
+                nameservers: vec![server.to_string()],
+                searches,
+                options: vec!["ndots:5".to_owned()],
+            }
+        }
+        (_, true, None) => {
+            warnings.push(
+                "the node agent has no cluster DNS server (--cluster-dns) and cannot create Pod using \"ClusterFirst\" policy. Falling back to \"Default\" policy."
+                    .to_owned(),
+            );
+            node.clone()
+        }
+        _ => node.clone(),
+    };
+    if let Some(config) = pod.pointer("/spec/dnsConfig") {
+        let strings = |field: &str| {
+            config
+                .get(field)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        };
+        let mut nameservers = Vec::new();
+        append_new(&mut nameservers, conf.nameservers.drain(..));
+        append_new(&mut nameservers, strings("nameservers"));
+        conf.nameservers = nameservers;
+        let mut searches = Vec::new();
+        append_new(&mut searches, conf.searches.drain(..));
+        append_new(&mut searches, strings("searches"));
+        conf.searches = searches;
+        for option in config
+            .get("options")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let Some(name) = option.get("name").and_then(Value::as_str) else {
+                continue;
+            };
+            let value = option
+                .get("value")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            set_option(
+                &mut conf.options,
+                if value.is_empty() {
+                    name.to_owned()
+                } else {
+                    format!("{name}:{value}")
+                },
+            );
+        }
+    }
+    if conf.nameservers.len() > MAX_NAMESERVERS {
+        conf.nameservers.truncate(MAX_NAMESERVERS);
+        warnings.push(format!(
+            "Nameserver limits were exceeded, some nameservers have been omitted, the applied nameserver line is: {}",
+            conf.nameservers.join(" ")
+        ));
+    }
+    let mut exceeded = conf.searches.len() > MAX_SEARCH_PATHS;
+    conf.searches.truncate(MAX_SEARCH_PATHS);
+    let before = conf.searches.len();
+    conf.searches.retain(|s| s.len() <= MAX_DOMAIN_LENGTH);
+    exceeded |= conf.searches.len() != before;
+    while conf.searches.join(" ").len() > MAX_SEARCH_LIST_CHARS {
+        conf.searches.pop();
+        exceeded = true;
+    }
+    if exceeded {
+        warnings.push(format!(
+            "Search Line limits were exceeded, some search paths have been omitted, the applied search line is: {}",
+            conf.searches.join(" ")
+        ));
+    }
+    (conf, warnings)
+}
+
+/// The pod's hostname and, with a `subdomain`, its domain (`<subdomain>.<namespace>.svc.<cluster domain>`),
+/// as the kubelet makes them: `spec.hostname` or else the pod's name, cut to 63 characters (without a
+/// trailing `-` or `.`).
+pub fn pod_hostname(pod: &Value, cluster_domain: &str) -> (String, Option<String>) {
+    let name = pod
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("pod");
+    let hostname = Some(spec_text(pod, "hostname"))
+        .filter(|h| !h.is_empty())
+        .unwrap_or(name);
+    let mut hostname = hostname.to_owned();
+    if hostname.len() > 63 {
+        let mut end = 63;
+        while !hostname.is_char_boundary(end) {
+            end -= 1;
+        }
+        hostname.truncate(end);
+        hostname = hostname.trim_end_matches(['-', '.']).to_owned();
+    }
+    let namespace = pod
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("default");
+    let domain = Some(spec_text(pod, "subdomain"))
+        .filter(|s| !s.is_empty())
+        .map(|s| format!("{s}.{namespace}.svc.{cluster_domain}"));
+    (hostname, domain)
+}
+
+/// The hostname the pod's kernel (UTS namespace) and `/etc/hostname` get: its hostname, or with
+/// `setHostnameAsFQDN` and a subdomain its fully qualified name, which must fit the kernel's 64 characters.
+pub fn kernel_hostname(pod: &Value, cluster_domain: &str) -> Result<String, ConfigError> {
+    let (hostname, domain) = pod_hostname(pod, cluster_domain);
+    let fqdn = pod
+        .pointer("/spec/setHostnameAsFQDN")
+        .and_then(Value::as_bool)
+        == Some(true);
+    match domain.filter(|_| fqdn) {
+        Some(domain) => {
+            let fqdn = format!("{hostname}.{domain}");
+            if fqdn.len() > 64 {
+                return Err(ConfigError(format!(
+                    "failed to construct FQDN from pod hostname and cluster domain, FQDN {fqdn} is too long (64 characters is the max, {} characters requested)",
+                    fqdn.len()
+                )));
+            }
+            Ok(fqdn)
+        }
+        None => Ok(hostname),
+    }
+}
+
+/// The pod's `/etc/hosts` as the kubelet writes it for a pod with its own network: localhost, the IPv6
+/// names, the pod's addresses under its hostname (fully qualified first with a subdomain), then its
+/// `hostAliases`.
+pub fn managed_hosts(pod: &Value, ips: &[String], cluster_domain: &str) -> String {
+    let (hostname, domain) = pod_hostname(pod, cluster_domain);
+    let mut hosts = String::from(
+        "# Kubernetes-managed hosts file.\n\
+         127.0.0.1\tlocalhost\n\
+         ::1\tlocalhost ip6-localhost ip6-loopback\n\
+         fe00::0\tip6-localnet\n\
+         fe00::0\tip6-mcastprefix\n\
+         fe00::1\tip6-allnodes\n\
+         fe00::2\tip6-allrouters\n",
+    );
+    for ip in ips {
+        match &domain {
+            Some(domain) => hosts.push_str(&format!("{ip}\t{hostname}.{domain}\t{hostname}\n")),
+            None => hosts.push_str(&format!("{ip}\t{hostname}\n")),
+        }
+    }
+    hosts.push_str(&host_aliases(pod));
+    hosts
+}
+
+/// The `/etc/hosts` of a pod on the host's network: the node's own file, then the pod's `hostAliases`.
+pub fn host_network_hosts(pod: &Value, node_hosts: &str) -> String {
+    format!(
+        "# Kubernetes-managed hosts file (host network).\n{node_hosts}{}",
+        host_aliases(pod)
+    )
+}
+
+/// The kubelet's lines for the pod's `hostAliases` (nothing without any).
+fn host_aliases(pod: &Value) -> String {
+    let aliases = pod
+        .pointer("/spec/hostAliases")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    if aliases.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("\n# Entries added by HostAliases.\n");
+    for alias in aliases {
+        let ip = alias.get("ip").and_then(Value::as_str).unwrap_or_default();
+        let names: Vec<&str> = alias
+            .get("hostnames")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        out.push_str(&format!("{ip}\t{}\n", names.join("\t")));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -470,5 +803,158 @@ mod tests {
         let required = json!({"name": "c", "envFrom": [{"secretRef": {"name": "absent"}}]});
         let err = resolve(&pod(), &required, &image(), &Sources).unwrap_err();
         assert_eq!(err.0, "secret \"absent\" not found");
+    }
+
+    fn cluster() -> ClusterDns {
+        ClusterDns {
+            server: Some("10.43.0.10".parse().unwrap()),
+            domain: "cluster.local".into(),
+        }
+    }
+
+    const NODE_RESOLV: &str = "# from DHCP\nnameserver 192.168.0.1\nsearch old.example\nnameserver 192.168.0.2\n\
+        search corp.example. . lab.example\noptions ndots:2 timeout:1\noptions ndots:3 rotate\n";
+
+    fn resolv(spec: Value) -> String {
+        let pod = json!({"metadata": {"name": "p", "namespace": "prod"}, "spec": spec});
+        let (conf, warnings) = pod_resolv_conf(&pod, &ResolvConf::parse(NODE_RESOLV), &cluster());
+        assert_eq!(warnings, Vec::<String>::new());
+        conf.render()
+    }
+
+    #[test]
+    fn the_node_resolv_conf_is_read_as_the_kubelet_reads_it() {
+        let node = ResolvConf::parse(NODE_RESOLV);
+        assert_eq!(node.nameservers, ["192.168.0.1", "192.168.0.2"]);
+        assert_eq!(node.searches, ["corp.example", "lab.example"]);
+        assert_eq!(node.options, ["ndots:3", "timeout:1", "rotate"]);
+        assert_eq!(ResolvConf::parse("").render(), "");
+    }
+
+    #[test]
+    fn resolv_conf_follows_the_dns_policy() {
+        let cluster_first = "search prod.svc.cluster.local svc.cluster.local cluster.local corp.example lab.example\n\
+            nameserver 10.43.0.10\noptions ndots:5\n";
+        let node = "search corp.example lab.example\nnameserver 192.168.0.1\nnameserver 192.168.0.2\n\
+            options ndots:3 timeout:1 rotate\n";
+        assert_eq!(resolv(json!({})), cluster_first);
+        assert_eq!(resolv(json!({"dnsPolicy": "ClusterFirst"})), cluster_first);
+        assert_eq!(resolv(json!({"dnsPolicy": "Default"})), node);
+        // On the host's network ClusterFirst is Default; ClusterFirstWithHostNet is ClusterFirst anywhere.
+        assert_eq!(resolv(json!({"hostNetwork": true})), node);
+        assert_eq!(
+            resolv(json!({"hostNetwork": true, "dnsPolicy": "ClusterFirstWithHostNet"})),
+            cluster_first
+        );
+        assert_eq!(
+            resolv(json!({"dnsPolicy": "ClusterFirstWithHostNet"})),
+            cluster_first
+        );
+        assert_eq!(
+            resolv(json!({"dnsPolicy": "None", "dnsConfig": {"nameservers": ["1.1.1.1"]}})),
+            "nameserver 1.1.1.1\n"
+        );
+        // Without a cluster DNS server, ClusterFirst falls back to the node's resolvers, with a warning.
+        let pod = json!({"metadata": {"name": "p", "namespace": "prod"}, "spec": {}});
+        let none = ClusterDns {
+            server: None,
+            domain: "cluster.local".into(),
+        };
+        let (conf, warnings) = pod_resolv_conf(&pod, &ResolvConf::parse(NODE_RESOLV), &none);
+        assert_eq!(conf.render(), node);
+        assert_eq!(warnings.len(), 1);
+    }
+
+    #[test]
+    fn dns_config_is_merged_without_duplicates_and_options_override_by_name() {
+        let spec = json!({"dnsConfig": {
+            "nameservers": ["10.43.0.10", "1.1.1.1"],
+            "searches": ["svc.cluster.local", "extra.example"],
+            "options": [{"name": "ndots", "value": "2"}, {"name": "edns0"}, {"name": "attempts", "value": ""}]}});
+        assert_eq!(
+            resolv(spec),
+            "search prod.svc.cluster.local svc.cluster.local cluster.local corp.example lab.example extra.example\n\
+             nameserver 10.43.0.10\nnameserver 1.1.1.1\noptions ndots:2 edns0 attempts\n"
+        );
+        let spec = json!({"dnsPolicy": "None", "dnsConfig": {"nameservers": ["192.0.2.1", "192.0.2.1"],
+            "searches": ["a.example"], "options": [{"name": "ndots", "value": "1"}, {"name": "ndots", "value": "4"}]}});
+        assert_eq!(
+            resolv(spec),
+            "search a.example\nnameserver 192.0.2.1\noptions ndots:4\n"
+        );
+    }
+
+    #[test]
+    fn resolver_limits_are_kept_without_failing() {
+        let searches: Vec<String> = (0..40).map(|i| format!("d{i}.example")).collect();
+        let long = "x".repeat(254);
+        let all: Vec<String> = [long].into_iter().chain(searches).collect();
+        let pod = json!({"metadata": {"name": "p", "namespace": "prod"}, "spec": {"dnsPolicy": "None",
+            "dnsConfig": {"nameservers": ["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"],
+                "searches": all}}});
+        let (conf, warnings) = pod_resolv_conf(&pod, &ResolvConf::default(), &cluster());
+        assert_eq!(conf.nameservers, ["192.0.2.1", "192.0.2.2", "192.0.2.3"]);
+        // The first 32 paths, less the one longer than a domain may be.
+        assert_eq!(conf.searches.len(), 31);
+        assert_eq!(conf.searches[0], "d0.example");
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        // A search line over 2048 characters loses paths from its end.
+        let searches: Vec<String> = (0..20)
+            .map(|i| format!("{i:02}{}", "y".repeat(200)))
+            .collect();
+        let pod = json!({"metadata": {"name": "p"}, "spec": {"dnsPolicy": "None",
+            "dnsConfig": {"nameservers": ["192.0.2.1"], "searches": searches}}});
+        let (conf, _) = pod_resolv_conf(&pod, &ResolvConf::default(), &cluster());
+        assert_eq!(conf.searches.len(), 10);
+        assert!(conf.searches.join(" ").len() <= 2048);
+    }
+
+    #[test]
+    fn hosts_and_hostnames_as_the_kubelet_writes_them() {
+        let pod = json!({"metadata": {"name": "web-7f", "namespace": "prod"}, "spec": {
+            "hostname": "web-0", "subdomain": "nginx",
+            "hostAliases": [{"ip": "10.1.2.3", "hostnames": ["foo.local", "bar.local"]},
+                {"ip": "fd00::1", "hostnames": ["six.local"]}]}});
+        let ips = ["10.42.0.7".to_owned()];
+        assert_eq!(
+            managed_hosts(&pod, &ips, "cluster.local"),
+            "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
+             fe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n\
+             10.42.0.7\tweb-0.nginx.prod.svc.cluster.local\tweb-0\n\
+             \n# Entries added by HostAliases.\n10.1.2.3\tfoo.local\tbar.local\nfd00::1\tsix.local\n"
+        );
+        assert_eq!(kernel_hostname(&pod, "cluster.local").unwrap(), "web-0");
+        let mut fqdn = pod.clone();
+        fqdn["spec"]["setHostnameAsFQDN"] = json!(true);
+        assert_eq!(
+            kernel_hostname(&fqdn, "cluster.local").unwrap(),
+            "web-0.nginx.prod.svc.cluster.local"
+        );
+        fqdn["spec"]["subdomain"] = json!("s".repeat(40));
+        assert!(kernel_hostname(&fqdn, "cluster.local").is_err());
+
+        let plain = json!({"metadata": {"name": "plain", "namespace": "prod"}, "spec": {}});
+        let hosts = managed_hosts(&plain, &ips, "cluster.local");
+        assert!(
+            hosts.ends_with("fe00::2\tip6-allrouters\n10.42.0.7\tplain\n"),
+            "{hosts}"
+        );
+        assert!(!hosts.contains("HostAliases"));
+        // With setHostnameAsFQDN but no subdomain, the hostname stays short.
+        let mut short = plain.clone();
+        short["spec"]["setHostnameAsFQDN"] = json!(true);
+        assert_eq!(kernel_hostname(&short, "cluster.local").unwrap(), "plain");
+        // Names longer than a label are cut to 63 characters, without a trailing '-'.
+        let long = json!({"metadata": {"name": format!("{}-{}", "a".repeat(62), "b".repeat(10))}});
+        assert_eq!(pod_hostname(&long, "cluster.local").0, "a".repeat(62));
+
+        let host_net = json!({"spec": {"hostNetwork": true,
+            "hostAliases": [{"ip": "10.1.2.3", "hostnames": ["foo.local"]}]}});
+        assert!(host_network(&host_net));
+        assert_eq!(
+            host_network_hosts(&host_net, "127.0.0.1 localhost\n"),
+            "# Kubernetes-managed hosts file (host network).\n127.0.0.1 localhost\n\
+             \n# Entries added by HostAliases.\n10.1.2.3\tfoo.local\n"
+        );
     }
 }

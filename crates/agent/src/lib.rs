@@ -23,6 +23,9 @@ use gantry_client::Client;
 pub use facts::NodeFacts;
 pub use node::NodeIdentity;
 
+/// How often the agent checks whether the disk holding images is full enough to collect some.
+const IMAGE_GC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// How an agent is set up.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
@@ -40,6 +43,11 @@ pub struct AgentConfig {
     pub endpoint_port: u16,
     /// The cluster CA (PEM): the endpoint lets in only clients with its certificates.
     pub ca_pem: Vec<u8>,
+    /// The cluster DNS server `ClusterFirst` pods resolve through (the kubelet's `clusterDNS`); without one
+    /// they get the node's resolvers.
+    pub cluster_dns: Option<IpAddr>,
+    /// The cluster's DNS domain (`cluster.local`): pods' search paths and subdomain names end in it.
+    pub cluster_domain: String,
 }
 
 /// Opens what runs the node's containers: fails (naming what to install) when the host lacks an OCI runtime,
@@ -57,6 +65,13 @@ pub fn open_host(config: &AgentConfig) -> Result<host::NodeHost, host::SetupErro
         gantry_images::PullOptions {
             plain_http_registries: config.plain_http_registries.clone(),
             credentials: None,
+        },
+        host::NodeSettings {
+            node_ip: config.node_ip.to_string(),
+            dns: launch::ClusterDns {
+                server: config.cluster_dns,
+                domain: config.cluster_domain.clone(),
+            },
         },
     )
 }
@@ -102,12 +117,30 @@ pub async fn run(client: Client, config: AgentConfig, host: host::NodeHost) {
         }
     };
     let runtime = host.runtime().clone();
+    let host = std::sync::Arc::new(host);
+    let images = {
+        let host = host.clone();
+        async move {
+            loop {
+                tokio::time::sleep(IMAGE_GC_INTERVAL).await;
+                match host.collect_images() {
+                    Ok(Some(report)) => tracing::info!(
+                        deleted = report.deleted.len(),
+                        freed = report.freed,
+                        "image garbage collection"
+                    ),
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!("image garbage collection failed: {e}"),
+                }
+            }
+        }
+    };
     let index = std::sync::Arc::new(worker::PodIndex::default());
     let pods = pods::run(
         client.clone(),
         identity.name.clone(),
         identity.ip.to_string(),
-        std::sync::Arc::new(host),
+        host,
         index.clone(),
     );
     let endpoint = async {
@@ -134,5 +167,5 @@ pub async fn run(client: Client, config: AgentConfig, host: host::NodeHost) {
             Err(e) => tracing::error!("the node endpoint cannot listen on {address}: {e}"),
         }
     };
-    futures::join!(lease, status, pods, endpoint);
+    futures::join!(lease, status, pods, endpoint, images);
 }

@@ -38,7 +38,29 @@ pub async fn run(
     let mut events = watcher(pods, config).default_backoff().boxed();
     let mut workers: HashMap<String, watch::Sender<Option<Value>>> = HashMap::new();
     let mut listed: Vec<String> = Vec::new();
-    while let Some(event) = events.next().await {
+    // Worker tasks by pod uid, kept until they end (a deleted pod's worker still stops its containers).
+    let mut tasks: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
+    let mut synced = false;
+    let mut sweep = tokio::time::interval(SWEEP_INTERVAL);
+    loop {
+        let event = tokio::select! {
+            event = events.next() => event,
+            _ = sweep.tick() => {
+                // What pods no worker runs left on the node (deleted while the agent was down, or whose
+                // worker is done): removed, logs included.
+                tasks.retain(|_, task| !task.is_finished());
+                if synced {
+                    for uid in host.pods_on_disk() {
+                        if !tasks.contains_key(&uid) {
+                            tracing::info!(pod = %uid, "removing what a pod that is gone left");
+                            host.remove_pod(&uid).await;
+                        }
+                    }
+                }
+                continue;
+            }
+        };
+        let Some(event) = event else { break };
         let event = match event {
             Ok(event) => event,
             Err(e) => {
@@ -64,8 +86,8 @@ pub async fn run(
                     }
                     None => {
                         let (sender, receiver) = watch::channel(Some(pod));
-                        workers.insert(uid, sender);
-                        tokio::spawn(worker::run(
+                        workers.insert(uid.clone(), sender);
+                        let task = tokio::spawn(worker::run(
                             receiver,
                             host.clone(),
                             api.clone(),
@@ -73,6 +95,7 @@ pub async fn run(
                             host_ip.clone(),
                             crate::node::now,
                         ));
+                        tasks.insert(uid, task);
                     }
                 }
             }
@@ -88,6 +111,10 @@ pub async fn run(
             }
             // A fresh list: pods that were not in it are gone.
             watcher::Event::InitDone => {
+                if !synced {
+                    synced = true;
+                    sweep.reset_immediately();
+                }
                 workers.retain(|uid, sender| {
                     let keep = listed.contains(uid);
                     if !keep {
@@ -100,6 +127,9 @@ pub async fn run(
         workers.retain(|_, sender| !sender.is_closed());
     }
 }
+
+/// How often what gone pods left is looked for (so also how long their logs outlive them at most).
+const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The workers' view of the API.
 struct KubePodApi {

@@ -57,36 +57,58 @@ pub struct PodObservation {
     pub now: String,
 }
 
-/// The pod's phase, as upstream's `getPhase`.
+/// The pod's phase, as upstream's `getPhase`: regular init containers first; then the containers, with native
+/// sidecars counting as running while they run (and holding the pod Pending until they have started, unless a
+/// container already has), and ignored once stopped.
 pub fn phase(pod: &Value, observed: &PodObservation) -> &'static str {
     let restart_policy = pod
         .pointer("/spec/restartPolicy")
         .and_then(Value::as_str)
         .unwrap_or("Always");
-    let init_specs = list(pod, "initContainers");
-    // Regular init containers must all have succeeded before the pod can run.
-    for spec in &init_specs {
+    let (mut pending_init, mut failed_init, mut pending_sidecars) = (0, 0, 0);
+    let (mut running, mut waiting, mut stopped, mut succeeded, mut unknown) = (0, 0, 0, 0, 0);
+    for spec in list(pod, "initContainers") {
+        let observed = find(&observed.init_containers, spec);
         if is_sidecar(spec) {
+            match observed.map(|c| (&c.state, c.last_state.is_some())) {
+                None => unknown += 1,
+                Some((ContainerState::Running { started, .. }, _)) => {
+                    if !started {
+                        pending_sidecars += 1;
+                    }
+                    running += 1;
+                }
+                // A stopped sidecar does not count.
+                Some((ContainerState::Terminated { .. }, _)) => {}
+                Some((ContainerState::Waiting { .. }, ran)) => {
+                    if !ran {
+                        pending_sidecars += 1;
+                    }
+                }
+            }
             continue;
         }
-        let name = spec.get("name").and_then(Value::as_str).unwrap_or_default();
-        match observed
-            .init_containers
-            .iter()
-            .find(|c| c.name == name)
-            .map(|c| &c.state)
-        {
-            Some(ContainerState::Terminated { exit_code: 0, .. }) => {}
-            Some(ContainerState::Terminated { .. }) if restart_policy == "Never" => {
-                return "Failed";
+        match observed.map(|c| (&c.state, &c.last_state)) {
+            None | Some((ContainerState::Running { .. }, _)) => pending_init += 1,
+            Some((ContainerState::Terminated { exit_code, .. }, _)) => {
+                if *exit_code != 0 {
+                    failed_init += 1;
+                }
             }
-            _ => return "Pending",
+            Some((
+                ContainerState::Waiting { .. },
+                Some(ContainerState::Terminated { exit_code, .. }),
+            )) => {
+                if *exit_code != 0 {
+                    failed_init += 1;
+                }
+            }
+            Some((ContainerState::Waiting { .. }, _)) => pending_init += 1,
         }
     }
-    let (mut running, mut waiting, mut stopped, mut succeeded, mut unknown) = (0, 0, 0, 0, 0);
-    for spec in list(pod, "containers") {
-        let name = spec.get("name").and_then(Value::as_str).unwrap_or_default();
-        match observed.containers.iter().find(|c| c.name == name) {
+    let containers = list(pod, "containers");
+    for spec in &containers {
+        match find(&observed.containers, spec) {
             Some(c) => match &c.state {
                 ContainerState::Running { .. } => running += 1,
                 ContainerState::Terminated { exit_code, .. } => {
@@ -95,61 +117,83 @@ pub fn phase(pod: &Value, observed: &PodObservation) -> &'static str {
                         succeeded += 1;
                     }
                 }
-                // A container waiting to restart after having run counts as running (CrashLoopBackOff pods
-                // are Running).
-                ContainerState::Waiting { .. } if c.last_state.is_some() => running += 1,
+                // Waiting to restart after having run (CrashLoopBackOff): stopped, for now.
+                ContainerState::Waiting { .. } if c.last_state.is_some() => stopped += 1,
                 ContainerState::Waiting { .. } => waiting += 1,
             },
             None => unknown += 1,
         }
     }
-    let total = list(pod, "containers").len();
-    if waiting > 0 || unknown > 0 {
+    if failed_init > 0 && restart_policy == "Never" {
+        return "Failed";
+    }
+    let initialized = any_container_started(pod, observed);
+    if pending_init > 0 || (pending_sidecars > 0 && !initialized) || waiting > 0 {
         return "Pending";
     }
-    if running > 0 {
+    if running > 0 && unknown == 0 {
         return "Running";
     }
-    if stopped == total && total > 0 {
-        if succeeded == total {
-            return "Succeeded";
-        }
+    if running == 0 && stopped > 0 && unknown == 0 {
         return match restart_policy {
             // The kubelet restarts them: still running, as far as the phase goes.
             "Always" => "Running",
-            "OnFailure" => "Running",
-            _ => "Failed",
+            _ if stopped == succeeded => "Succeeded",
+            "Never" => "Failed",
+            _ => "Running",
         };
     }
     "Pending"
+}
+
+/// Whether any of the pod's containers (not init containers) has run: then the pod has been initialized, even
+/// if a sidecar restarts (upstream's `HasAnyRegularContainerStarted`).
+fn any_container_started(pod: &Value, observed: &PodObservation) -> bool {
+    list(pod, "containers").iter().any(|spec| {
+        find(&observed.containers, spec).is_some_and(|c| {
+            matches!(
+                c.state,
+                ContainerState::Running { .. } | ContainerState::Terminated { .. }
+            )
+        })
+    })
+}
+
+/// The observation of the container `spec` names.
+fn find<'a>(list: &'a [ContainerObservation], spec: &Value) -> Option<&'a ContainerObservation> {
+    let name = spec.get("name").and_then(Value::as_str).unwrap_or_default();
+    list.iter().find(|c| c.name == name)
 }
 
 /// The whole `status` (except `qosClass` and other fields the API server set, which the caller keeps).
 pub fn pod_status(pod: &Value, observed: &PodObservation) -> Value {
     let phase = phase(pod, observed);
     let previous = pod.get("status").cloned().unwrap_or_else(|| json!({}));
-    let init_done = list(pod, "initContainers").iter().all(|spec| {
-        let name = spec.get("name").and_then(Value::as_str).unwrap_or_default();
-        let state = observed
-            .init_containers
-            .iter()
-            .find(|c| c.name == name)
-            .map(|c| &c.state);
+    let init_specs = list(pod, "initContainers");
+    let init_done = init_specs.iter().all(|spec| {
+        let state = find(&observed.init_containers, spec).map(|c| &c.state);
         if is_sidecar(spec) {
             matches!(state, Some(ContainerState::Running { started: true, .. }))
         } else {
             matches!(state, Some(ContainerState::Terminated { exit_code: 0, .. }))
         }
     });
+    // Every container, and every sidecar, ready.
+    let ready = |list: &[ContainerObservation], spec: &Value| {
+        find(list, spec)
+            .is_some_and(|c| matches!(c.state, ContainerState::Running { ready: true, .. }))
+    };
     let containers_ready = !observed.containers.is_empty()
-        && list(pod, "containers").iter().all(|spec| {
-            let name = spec.get("name").and_then(Value::as_str).unwrap_or_default();
-            observed.containers.iter().any(|c| {
-                c.name == name && matches!(c.state, ContainerState::Running { ready: true, .. })
-            })
-        });
-    // A pod that finished successfully keeps Initialized; its containers are no longer ready.
-    let initialized = init_done || phase == "Succeeded";
+        && list(pod, "containers")
+            .iter()
+            .all(|spec| ready(&observed.containers, spec))
+        && init_specs
+            .iter()
+            .filter(|spec| is_sidecar(spec))
+            .all(|spec| ready(&observed.init_containers, spec));
+    // A pod that finished successfully keeps Initialized, and so does one whose containers have run while a
+    // sidecar restarts; its containers are no longer ready.
+    let initialized = init_done || phase == "Succeeded" || any_container_started(pod, observed);
     let mut conditions: Vec<Value> = Vec::new();
     let mut condition = |type_: &str, status: bool, reason: Option<&str>| {
         let value = if status { "True" } else { "False" };
@@ -180,13 +224,18 @@ pub fn pod_status(pod: &Value, observed: &PodObservation) -> Value {
         "hostIP": observed.host_ip,
         "hostIPs": [{"ip": observed.host_ip}],
         "startTime": observed.start_time,
-        "containerStatuses": observed.containers.iter().map(|c| container_status(c, false)).collect::<Vec<_>>(),
+        "containerStatuses": observed.containers.iter().map(|c| container_status(c, None)).collect::<Vec<_>>(),
     });
     if !observed.init_containers.is_empty() {
         status["initContainerStatuses"] = observed
             .init_containers
             .iter()
-            .map(|c| container_status(c, true))
+            .map(|c| {
+                let sidecar = init_specs
+                    .iter()
+                    .any(|spec| spec["name"] == c.name.as_str() && is_sidecar(spec));
+                container_status(c, Some(sidecar))
+            })
             .collect();
     }
     if let Some(ip) = &observed.pod_ip {
@@ -199,9 +248,12 @@ pub fn pod_status(pod: &Value, observed: &PodObservation) -> Value {
     status
 }
 
-fn container_status(c: &ContainerObservation, init: bool) -> Value {
+/// A container's status; `sidecar` is `None` for a container, else whether the init container is a sidecar.
+fn container_status(c: &ContainerObservation, sidecar: Option<bool>) -> Value {
     let (ready, started) = match &c.state {
         ContainerState::Running { ready, started, .. } => (*ready, *started),
+        // A regular init container that succeeded is ready.
+        ContainerState::Terminated { exit_code: 0, .. } => (sidecar == Some(false), false),
         _ => (false, false),
     };
     let mut status = json!({
@@ -216,9 +268,7 @@ fn container_status(c: &ContainerObservation, init: bool) -> Value {
     if !c.container_id.is_empty() {
         status["containerID"] = json!(c.container_id);
     }
-    if !init || matches!(c.state, ContainerState::Running { .. }) {
-        status["started"] = json!(started);
-    }
+    status["started"] = json!(started);
     status
 }
 
@@ -431,5 +481,92 @@ mod tests {
             .find(|c| c["type"] == "PodScheduled")
             .unwrap();
         assert_eq!(scheduled["lastTransitionTime"], T0);
+    }
+
+    #[test]
+    fn sidecars_count_while_they_run_and_must_be_ready() {
+        let mut pod = pod("Never", false);
+        pod["spec"]["initContainers"] = json!([
+            {"name": "proxy", "image": "busybox", "restartPolicy": "Always"},
+            {"name": "setup", "image": "busybox"}]);
+        let starting = ContainerState::Running {
+            started_at: T0.into(),
+            ready: false,
+            started: false,
+        };
+        let get = |status: &Value, t: &str| {
+            let conditions = status["conditions"].as_array().unwrap();
+            conditions.iter().find(|c| c["type"] == t).unwrap()["status"].clone()
+        };
+        // A sidecar that has not started holds the pod Pending.
+        let observed_now = observed(vec![container("proxy", starting)], vec![]);
+        assert_eq!(phase(&pod, &observed_now), "Pending");
+        let status = pod_status(&pod, &observed_now);
+        assert_eq!(status["initContainerStatuses"][0]["started"], false);
+        assert_eq!(get(&status, "Initialized"), "False");
+
+        // Started, the next init container done, the containers running: the pod is ready once the sidecar is.
+        let both_running = |proxy_ready| {
+            observed(
+                vec![
+                    container("proxy", running(proxy_ready)),
+                    container("setup", exited(0)),
+                ],
+                vec![container("a", running(true)), container("b", running(true))],
+            )
+        };
+        let status = pod_status(&pod, &both_running(false));
+        assert_eq!(status["phase"], "Running");
+        assert_eq!(get(&status, "Initialized"), "True");
+        assert_eq!(get(&status, "Ready"), "False");
+        let setup = &status["initContainerStatuses"][1];
+        assert_eq!(
+            (&setup["ready"], &setup["started"]),
+            (&json!(true), &json!(false))
+        );
+        let status = pod_status(&pod, &both_running(true));
+        assert_eq!(get(&status, "Ready"), "True");
+        assert_eq!(status["initContainerStatuses"][0]["started"], true);
+
+        // The containers done: still Running while the sidecar runs, Succeeded once it stopped (whatever its
+        // exit code).
+        let done = |proxy| {
+            observed(
+                vec![container("proxy", proxy), container("setup", exited(0))],
+                vec![container("a", exited(0)), container("b", exited(0))],
+            )
+        };
+        assert_eq!(phase(&pod, &done(running(true))), "Running");
+        assert_eq!(phase(&pod, &done(exited(143))), "Succeeded");
+        let failed = observed(
+            vec![
+                container("proxy", exited(143)),
+                container("setup", exited(0)),
+            ],
+            vec![container("a", exited(0)), container("b", exited(1))],
+        );
+        assert_eq!(phase(&pod, &failed), "Failed");
+
+        // A sidecar restarting after the containers ran leaves the pod initialized.
+        let mut crashed = container(
+            "proxy",
+            ContainerState::Waiting {
+                reason: "CrashLoopBackOff".into(),
+                message: String::new(),
+            },
+        );
+        crashed.last_state = Some(exited(1));
+        let mut always = pod.clone();
+        always["spec"]["restartPolicy"] = json!("Always");
+        let status = pod_status(
+            &always,
+            &observed(
+                vec![crashed, container("setup", exited(0))],
+                vec![container("a", running(true)), container("b", running(true))],
+            ),
+        );
+        assert_eq!(status["phase"], "Running");
+        assert_eq!(get(&status, "Initialized"), "True");
+        assert_eq!(get(&status, "Ready"), "False");
     }
 }

@@ -1,8 +1,10 @@
 //! The pod worker: one task per pod bound to this node. It starts the pod's sandbox, runs its init containers
-//! in order, then its containers, restarts them as the pod's `restartPolicy` says (with back-off), writes the
-//! pod's status whenever what it observes changes, records events of what happened (pulls, starts, kills,
-//! back-offs, failed probes and hooks: [`crate::events`]), and when the pod is deleted stops everything (each
-//! container gets the grace period) and completes the deletion.
+//! in order (a native sidecar, an init container with `restartPolicy: Always`, keeps running beside what comes
+//! after it once it has started, until the pod's containers are done for good), then its containers, probes
+//! them (startup, then readiness and liveness), restarts them as the pod's `restartPolicy` says (with
+//! back-off), writes the pod's status whenever what it observes changes, records events of what happened
+//! (pulls, starts, kills, back-offs, failed probes and hooks: [`crate::events`]), and when the pod is deleted
+//! stops everything (each container gets the grace period) and completes the deletion.
 //!
 //! Containers and the API are behind [`ContainerHost`] and [`PodApi`], so the logic here is tested with fakes;
 //! the agent wires in the runtime, image store and API client.
@@ -17,7 +19,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::events::{self, Event, EventType};
 use crate::launch::{self, EnvSources, ImageDefaults, Launch};
-use crate::probes;
+use crate::probes::{self, Kind};
 use crate::restart::{self, Backoff};
 use crate::status::{self, ContainerObservation, ContainerState, PodObservation};
 
@@ -115,6 +117,13 @@ pub trait ContainerHost: Send + Sync + 'static {
     async fn stop_container(&self, id: &str, grace: Duration);
     async fn remove_container(&self, id: &str);
     async fn stop_sandbox(&self, sandbox: &SandboxInfo);
+    /// The pods (uids) this host keeps anything for, running or not.
+    fn pods_on_disk(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// Removes everything the pod `uid` left (containers, sandbox, network attachment, cgroup, volumes,
+    /// logs): for pods no worker runs any more, e.g. deleted while the agent was down.
+    async fn remove_pod(&self, _uid: &str) {}
 }
 
 /// What the worker needs of the API.
@@ -208,6 +217,7 @@ pub async fn run(
             ..PodObservation::default()
         }),
         changed: Notify::new(),
+        progress: watch::channel(()).0,
         sandbox: Mutex::new(None),
     });
     index
@@ -274,10 +284,12 @@ fn termination_grace(pod: &Value) -> Duration {
     Duration::from_secs(seconds.unwrap_or(30))
 }
 
-/// What the pod's tasks share: the observation, a signal that it changed, and the sandbox once started.
+/// What the pod's tasks share: the observation, signals that it changed (for the status writer, and for any
+/// task waiting on it), and the sandbox once started.
 struct Shared {
     observation: Mutex<PodObservation>,
     changed: Notify,
+    progress: watch::Sender<()>,
     sandbox: Mutex<Option<SandboxInfo>>,
 }
 
@@ -285,6 +297,20 @@ impl Shared {
     fn update(&self, f: impl FnOnce(&mut PodObservation)) {
         f(&mut self.observation.lock().unwrap_or_else(|p| p.into_inner()));
         self.changed.notify_one();
+        self.progress.send_modify(|_| {});
+    }
+
+    /// Waits until the observation satisfies `check`.
+    async fn until(&self, check: impl Fn(&PodObservation) -> bool) {
+        let mut progress = self.progress.subscribe();
+        loop {
+            if check(&self.observation.lock().unwrap_or_else(|p| p.into_inner())) {
+                return;
+            }
+            if progress.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        }
     }
 
     fn snapshot(&self) -> PodObservation {
@@ -373,32 +399,102 @@ async fn run_pod(
             .cloned()
             .unwrap_or_default()
     };
+    // Native sidecars (init containers with `restartPolicy: Always`) start in their turn and keep running
+    // beside everything after them; the next init container waits until the sidecar has started.
     let mut sidecars = Vec::new();
     for init in spec_list("initContainers") {
         if status::is_sidecar(&init) {
-            sidecars.push(tokio::spawn(keep_running(
+            let name = Context::name(&init);
+            let (stop, stopped) = watch::channel(false);
+            let task = Task::spawn(keep_running(
                 context.clone(),
                 init,
                 true,
                 "Always".into(),
-            )));
+                Stop(Some(stopped)),
+            ));
+            sidecars.push((stop, task));
+            context
+                .shared
+                .until(|o| {
+                    o.init_containers.iter().any(|c| {
+                        c.name == name
+                            && matches!(c.state, ContainerState::Running { started: true, .. })
+                    })
+                })
+                .await;
             continue;
         }
         if !run_to_success(&context, &init, &restart_policy).await {
-            return; // Failed for good (restartPolicy Never): the pod is Failed.
+            // Failed for good (restartPolicy Never): the pod is Failed.
+            return stop_sidecars(sidecars).await;
         }
     }
-    let mut containers = sidecars;
-    for container in spec_list("containers") {
-        containers.push(tokio::spawn(keep_running(
-            context.clone(),
-            container,
-            false,
-            restart_policy.clone(),
-        )));
-    }
+    let containers: Vec<Task> = spec_list("containers")
+        .into_iter()
+        .map(|container| {
+            Task::spawn(keep_running(
+                context.clone(),
+                container,
+                false,
+                restart_policy.clone(),
+                Stop::default(),
+            ))
+        })
+        .collect();
     for task in containers {
-        let _ = task.await;
+        task.join().await;
+    }
+    // Every container is done for good: nothing keeps the pod alive, so its sidecars stop.
+    stop_sidecars(sidecars).await;
+}
+
+/// Stops the pod's sidecars, the last one first, each once the one after it has stopped (as the kubelet
+/// does when the pod's containers are done for good).
+async fn stop_sidecars(sidecars: Vec<(watch::Sender<bool>, Task)>) {
+    for (stop, task) in sidecars.into_iter().rev() {
+        let _ = stop.send(true);
+        task.join().await;
+    }
+}
+
+/// A container's task, aborted when dropped: aborting the pod's runner (the pod is being deleted) aborts the
+/// tasks of its containers with it, so none of them starts a container again.
+struct Task(tokio::task::JoinHandle<()>);
+
+impl Task {
+    fn spawn(future: impl Future<Output = ()> + Send + 'static) -> Task {
+        Task(tokio::spawn(future))
+    }
+
+    async fn join(mut self) {
+        let _ = (&mut self.0).await;
+    }
+}
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Tells a sidecar's task to stop its container and not start it again (`None`: never).
+#[derive(Clone, Default)]
+struct Stop(Option<watch::Receiver<bool>>);
+
+impl Stop {
+    fn requested(&self) -> bool {
+        self.0.as_ref().is_some_and(|stop| *stop.borrow())
+    }
+
+    /// Resolves once a stop is requested.
+    async fn wait(&self) {
+        if let Some(stop) = &self.0
+            && stop.clone().wait_for(|stop| *stop).await.is_ok()
+        {
+            return;
+        }
+        std::future::pending().await
     }
 }
 
@@ -565,12 +661,13 @@ impl Context {
     }
 
     /// Pulls, resolves and starts the container once (or, with `adopt`, takes over the one still running from
-    /// before an agent restart), and waits for it to exit.
+    /// before an agent restart), and waits for it to exit (or, once `stop` says so, stops it).
     async fn run_once(
         &self,
         container: &Value,
         init: bool,
         adopt: bool,
+        stop: &Stop,
     ) -> Result<(ExitInfo, Duration), HostError> {
         if adopt
             && let Some(started) = self
@@ -579,7 +676,9 @@ impl Context {
                 .await
         {
             // Its postStart hook ran when it started.
-            return Ok(self.follow(container, init, None, started, false).await);
+            return Ok(self
+                .follow(container, init, None, started, false, stop)
+                .await);
         }
         let waiting = |reason: &str, message: &str| ContainerState::Waiting {
             reason: reason.to_owned(),
@@ -637,13 +736,13 @@ impl Context {
         let message = format!("Started container {name}");
         self.event(container, init, EventType::Normal, "Started", message);
         Ok(self
-            .follow(container, init, Some(&image_id), started, true)
+            .follow(container, init, Some(&image_id), started, true, stop)
             .await)
     }
 
     /// Follows a started container: with `post_start`, runs its `postStart` hook first (meanwhile the
-    /// container is still `ContainerCreating`; a failed hook kills it), records it as running, waits for it
-    /// to exit, records that and removes it.
+    /// container is still `ContainerCreating`; a failed hook kills it), records it as running, probes it
+    /// until it exits (or stops it once `stop` says so), records that and removes it.
     async fn follow(
         &self,
         container: &Value,
@@ -651,8 +750,10 @@ impl Context {
         image_id: Option<&str>,
         started: Started,
         post_start: bool,
+        stop: &Stop,
     ) -> (ExitInfo, Duration) {
         let ran_from = Instant::now();
+        let since = tokio::time::Instant::now();
         let mut wait = self.host.wait_container(&started.id);
         let mut exited = None;
         if let Some(hook) = container
@@ -702,22 +803,34 @@ impl Context {
         let exit = match exited {
             Some(exit) => exit,
             None => {
-                let readiness = container.get("readinessProbe").filter(|_| !init);
-                self.record(
+                // Not started while a startup probe has yet to pass; not ready while a readiness probe has yet
+                // to pass (a regular init container never is while it runs).
+                let probed = probed(container, init);
+                let has = |kind: Kind| container.get(kind.field()).is_some() && probed;
+                let starting = has(Kind::Startup);
+                let state = ContainerState::Running {
+                    started_at: started.started_at.clone(),
+                    ready: probed && !starting && !has(Kind::Readiness),
+                    started: !starting,
+                };
+                self.record(container, init, image_id, Some(&started.id), state);
+                // Probes run until the container exits (a failed liveness or startup probe stops it).
+                let probing = Probing {
+                    context: self,
                     container,
                     init,
-                    image_id,
-                    Some(&started.id),
-                    ContainerState::Running {
-                        started_at: started.started_at.clone(),
-                        ready: !init && readiness.is_none(),
-                        started: true,
-                    },
-                );
-                // Probes run until the container exits (a failed liveness probe stops it).
+                    started: &started,
+                    since,
+                };
                 tokio::select! {
                     exit = &mut wait => exit,
-                    () = self.probe(container, init, &started) => unreachable!("probing never ends"),
+                    () = probing.run() => unreachable!("probing never ends"),
+                    () = stop.wait() => {
+                        let message = format!("Stopping container {}", Self::name(container));
+                        let grace = termination_grace(&self.pod);
+                        self.handle().kill(container, init, &started.id, grace, &message).await;
+                        (&mut wait).await
+                    }
                 }
             }
         };
@@ -737,73 +850,6 @@ impl Context {
         );
         self.host.remove_container(&started.id).await;
         (exit, ran)
-    }
-
-    /// Runs the container's readiness probe (its result becomes the container's `ready`) and liveness probe
-    /// (failing, it stops the container, which then restarts by the pod's policy), for ever. Each failed
-    /// probe is an `Unhealthy` event.
-    async fn probe(&self, container: &Value, init: bool, started: &Started) {
-        let pod_ip = self.sandbox.ip.as_deref();
-        let readiness = async {
-            let Some(probe) = container.get("readinessProbe").filter(|_| !init) else {
-                return std::future::pending().await;
-            };
-            let timing = probes::Timing::of(probe);
-            let mut verdict = probes::Verdict::new(false);
-            tokio::time::sleep(timing.initial_delay).await;
-            loop {
-                let result =
-                    probes::check(probe, container, self.host.as_ref(), &started.id, pod_ip).await;
-                if let Err(e) = &result {
-                    let message = format!("Readiness probe failed: {e}");
-                    self.event(container, init, EventType::Warning, "Unhealthy", message);
-                }
-                if verdict.record(result.is_ok(), &timing) {
-                    let state = ContainerState::Running {
-                        started_at: started.started_at.clone(),
-                        ready: verdict.passing,
-                        started: true,
-                    };
-                    self.record(container, init, None, None, state);
-                }
-                tokio::time::sleep(timing.period).await;
-            }
-        };
-        let liveness = async {
-            let Some(probe) = container.get("livenessProbe").filter(|_| !init) else {
-                return std::future::pending().await;
-            };
-            let timing = probes::Timing::of(probe);
-            let mut verdict = probes::Verdict::new(true);
-            tokio::time::sleep(timing.initial_delay).await;
-            loop {
-                let result =
-                    probes::check(probe, container, self.host.as_ref(), &started.id, pod_ip).await;
-                if let Err(e) = &result {
-                    let message = format!("Liveness probe failed: {e}");
-                    self.event(container, init, EventType::Warning, "Unhealthy", message);
-                }
-                if verdict.record(result.is_ok(), &timing) && !verdict.passing {
-                    let name = Self::name(container);
-                    tracing::info!(container = %name, "liveness probe failed, stopping it: {}",
-                        result.err().unwrap_or_default());
-                    let message =
-                        format!("Container {name} failed liveness probe, will be restarted");
-                    self.handle()
-                        .kill(
-                            container,
-                            init,
-                            &started.id,
-                            termination_grace(&self.pod),
-                            &message,
-                        )
-                        .await;
-                    return std::future::pending().await;
-                }
-                tokio::time::sleep(timing.period).await;
-            }
-        };
-        futures::join!(readiness, liveness);
     }
 
     /// Waits `wait` before `container` starts again: one that ran is in `CrashLoopBackOff` meanwhile; one
@@ -895,13 +941,142 @@ impl EnvSources for Prefetched {
     }
 }
 
+/// The probes of one run of a container, started at `since`.
+struct Probing<'a> {
+    context: &'a Context,
+    container: &'a Value,
+    init: bool,
+    started: &'a Started,
+    since: tokio::time::Instant,
+}
+
+impl Probing<'_> {
+    /// Probes the container for ever: its startup probe until it passes (then the container has `started`),
+    /// then its readiness probe (whose verdict is the container's `ready`) and its liveness probe side by side.
+    /// A startup or liveness probe that fails kills the container, which then restarts by the pod's policy.
+    /// Regular init containers have no probes.
+    async fn run(&self) {
+        if !probed(self.container, self.init) {
+            return std::future::pending().await;
+        }
+        let readiness = self.container.get(Kind::Readiness.field());
+        if let Some(probe) = self.container.get(Kind::Startup.field()) {
+            let (verdict, error) = self.watch(Kind::Startup, probe, |_| true).await;
+            if !verdict {
+                return self.failed(Kind::Startup, &error).await;
+            }
+            self.running(readiness.is_none());
+        }
+        let readiness = async {
+            if let Some(probe) = readiness {
+                let ready = |ready| {
+                    self.running(ready);
+                    false
+                };
+                self.watch(Kind::Readiness, probe, ready).await;
+            }
+            std::future::pending::<()>().await
+        };
+        let liveness = async {
+            if let Some(probe) = self.container.get(Kind::Liveness.field()) {
+                let (_, error) = self.watch(Kind::Liveness, probe, |alive| !alive).await;
+                self.failed(Kind::Liveness, &error).await;
+            }
+            std::future::pending::<()>().await
+        };
+        futures::join!(readiness, liveness);
+    }
+
+    /// Records the container as running and started, `ready` or not.
+    fn running(&self, ready: bool) {
+        let state = ContainerState::Running {
+            started_at: self.started.started_at.clone(),
+            ready,
+            started: true,
+        };
+        self.context
+            .record(self.container, self.init, None, None, state);
+    }
+
+    /// Runs one of the container's probes every `periodSeconds`, from `initialDelaySeconds` after the
+    /// container started, with an `Unhealthy` event for each failure, until its verdict changes to one `done`
+    /// accepts (each change is `done`'s to act on); that verdict and the last failure.
+    async fn watch(
+        &self,
+        kind: Kind,
+        probe: &Value,
+        mut done: impl FnMut(bool) -> bool,
+    ) -> (bool, String) {
+        let context = self.context;
+        let timing = probes::Timing::of(probe);
+        let pod_ip = context.sandbox.ip.as_deref();
+        let mut verdict = probes::Verdict::new(kind.initial());
+        tokio::time::sleep_until(self.since + timing.initial_delay).await;
+        loop {
+            let host = context.host.as_ref();
+            let result = probes::check(probe, self.container, host, &self.started.id, pod_ip).await;
+            if let Err(e) = &result {
+                let message = format!("{} probe failed: {e}", kind.label());
+                let warning = EventType::Warning;
+                context.event(self.container, self.init, warning, "Unhealthy", message);
+            }
+            if let Some(now) = verdict.record(result.is_ok(), &timing)
+                && done(now)
+            {
+                return (now, result.err().unwrap_or_default());
+            }
+            tokio::time::sleep(timing.period).await;
+        }
+    }
+
+    /// Kills the container whose startup or liveness probe failed (with the kubelet's `Killing` event), then
+    /// waits for ever: the container's exit ends the probing.
+    async fn failed(&self, kind: Kind, error: &str) {
+        let context = self.context;
+        let name = Context::name(self.container);
+        let label = kind.label().to_ascii_lowercase();
+        tracing::info!(container = %name, "{label} probe failed, stopping it: {error}");
+        let policy = context
+            .pod
+            .pointer("/spec/restartPolicy")
+            .and_then(Value::as_str)
+            .unwrap_or("Always");
+        let mut message = format!("Container {name} failed {label} probe");
+        // Sidecars restart whatever the pod's policy.
+        if self.init || policy != "Never" {
+            message.push_str(", will be restarted");
+        }
+        // The probe's own grace period, if it has one, else the pod's.
+        let grace = self
+            .container
+            .pointer(&format!("/{}/terminationGracePeriodSeconds", kind.field()))
+            .and_then(Value::as_u64)
+            .map_or_else(|| termination_grace(&context.pod), Duration::from_secs);
+        context
+            .handle()
+            .kill(self.container, self.init, &self.started.id, grace, &message)
+            .await;
+        std::future::pending().await
+    }
+}
+
+/// Whether the container's probes run: a container's, or a sidecar's (regular init containers have none).
+fn probed(container: &Value, init: bool) -> bool {
+    !init || status::is_sidecar(container)
+}
+
 /// Runs a regular init container until it succeeds; false when it failed and may not run again.
 async fn run_to_success(context: &Context, container: &Value, restart_policy: &str) -> bool {
     let mut backoff = Backoff::default();
     let mut adopt = true;
     loop {
         let result = context
-            .run_once(container, true, std::mem::take(&mut adopt))
+            .run_once(
+                container,
+                true,
+                std::mem::take(&mut adopt),
+                &Stop::default(),
+            )
             .await;
         let (ran, failure) = match result {
             Ok((exit, _)) if exit.code == 0 => return true,
@@ -916,30 +1091,32 @@ async fn run_to_success(context: &Context, container: &Value, restart_policy: &s
     }
 }
 
-/// Runs a container for as long as its restart policy says (sidecars: always).
+/// Runs a container for as long as its restart policy says (sidecars: always, until `stop`).
 async fn keep_running(
     context: Arc<Context>,
     container: Value,
     sidecar: bool,
     restart_policy: String,
+    stop: Stop,
 ) {
     let mut backoff = Backoff::default();
     let mut adopt = true;
     loop {
         let result = context
-            .run_once(&container, sidecar, std::mem::take(&mut adopt))
+            .run_once(&container, sidecar, std::mem::take(&mut adopt), &stop)
             .await;
         let (exit_code, ran, failure) = match result {
             Ok((exit, ran)) => (exit.code, ran, None),
             Err(e) => (1, Duration::ZERO, Some(e)),
         };
-        if !restart::should_restart(&restart_policy, exit_code) {
+        if stop.requested() || !restart::should_restart(&restart_policy, exit_code) {
             return;
         }
         let wait = backoff.next(ran);
-        context
-            .back_off(&container, sidecar, failure.as_ref(), ran, wait)
-            .await;
+        tokio::select! {
+            () = context.back_off(&container, sidecar, failure.as_ref(), ran, wait) => {}
+            () = stop.wait() => return,
+        }
     }
 }
 
@@ -1122,6 +1299,8 @@ mod tests {
         /// The images asked for, with their pull policies.
         images: Mutex<Vec<String>>,
         next: Mutex<u32>,
+        /// The paths `test -e PATH` finds.
+        files: Mutex<Vec<String>>,
     }
 
     impl FakeHost {
@@ -1130,6 +1309,20 @@ mod tests {
         }
         fn entries(&self) -> Vec<String> {
             self.log.lock().unwrap().clone()
+        }
+        fn touch(&self, path: &str) {
+            self.files.lock().unwrap().push(path.into());
+        }
+        /// Makes the running container called `name` exit with `code`.
+        fn exit(&self, name: &str, code: i32) {
+            let prefix = format!("{name}-");
+            let mut running = self.running.lock().unwrap();
+            let id = running
+                .keys()
+                .find(|id| id.starts_with(&prefix))
+                .cloned()
+                .unwrap();
+            let _ = running.remove(&id).unwrap().send(code);
         }
     }
 
@@ -1209,11 +1402,13 @@ mod tests {
         async fn running_container(&self, _: &Value, _: &str) -> Option<Started> {
             None
         }
-        /// `false` fails, `sleep N` takes N seconds; everything else succeeds at once.
+        /// `false` fails, `sleep N` takes N seconds, `test -e PATH` succeeds once [`FakeHost::touch`] made
+        /// the path; everything else succeeds at once.
         async fn exec(&self, id: &str, command: &[String], _: Duration) -> Result<i32, HostError> {
             self.log(format!("exec {id} {}", command.join(" ")));
             match command.first().map(String::as_str) {
                 Some("false") => Ok(1),
+                Some("test") => Ok(i32::from(!self.files.lock().unwrap().contains(&command[2]))),
                 Some("sleep") => {
                     let seconds = command[1].parse().unwrap();
                     tokio::time::sleep(Duration::from_secs(seconds)).await;
@@ -1677,5 +1872,264 @@ mod tests {
             !events.iter().any(|e| e.contains("{slow} Killing")),
             "{events:#?}"
         );
+    }
+
+    /// The status of the container `name` (`init`: among the init containers) in a pod status.
+    fn status_of(status: &Value, name: &str, init: bool) -> Value {
+        let list = if init {
+            "initContainerStatuses"
+        } else {
+            "containerStatuses"
+        };
+        status[list]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["name"] == name))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn condition(status: &Value, type_: &str) -> Value {
+        status["conditions"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == type_))
+            .map(|c| c["status"].clone())
+            .unwrap_or_default()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn startup_probes_hold_the_other_probes_and_kill_a_container_that_never_starts() {
+        let host = Arc::new(FakeHost::default());
+        let api = Arc::new(FakeApi::default());
+        let mut pod = pod("Always");
+        pod["spec"]["terminationGracePeriodSeconds"] = json!(2);
+        pod["spec"]["initContainers"] = json!([]);
+        pod["spec"]["containers"] = json!([
+            {"name": "slow", "image": "busybox:1",
+                "startupProbe": {"exec": {"command": ["test", "-e", "/up"]}, "periodSeconds": 1, "failureThreshold": 30},
+                "livenessProbe": {"exec": {"command": ["test", "-e", "/up"]}, "periodSeconds": 1, "failureThreshold": 1},
+                "readinessProbe": {"exec": {"command": ["test", "-e", "/ready"]}, "periodSeconds": 1}},
+            {"name": "never", "image": "busybox:1",
+                "startupProbe": {"exec": {"command": ["false"]}, "periodSeconds": 1, "failureThreshold": 2,
+                    "terminationGracePeriodSeconds": 1}}]);
+        let (_tx, rx) = watch::channel(Some(pod));
+        tokio::spawn(run(
+            rx,
+            host.clone(),
+            api.clone(),
+            Arc::default(),
+            "192.168.0.2".into(),
+            now,
+        ));
+        // Running, but neither started nor ready while the startup probe fails; the liveness probe (which
+        // would fail at once) and the readiness probe do not run meanwhile.
+        let starting = until(&api, |s| {
+            status_of(s, "slow", false)["state"]["running"].is_object()
+        })
+        .await;
+        let slow = status_of(&starting, "slow", false);
+        assert_eq!(
+            (&slow["started"], &slow["ready"]),
+            (&json!(false), &json!(false))
+        );
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let log = host.entries();
+        let probes = log
+            .iter()
+            .filter(|e| e.starts_with("exec slow-"))
+            .collect::<Vec<_>>();
+        assert!(probes.len() >= 4, "{log:?}");
+        assert!(probes.iter().all(|e| e.ends_with("test -e /up")), "{log:?}");
+        let status = api.statuses.lock().unwrap().last().cloned().unwrap();
+        assert_eq!(status_of(&status, "slow", false)["started"], false);
+        assert_eq!(condition(&status, "Ready"), "False");
+
+        // Once it passes: started, and the readiness probe decides `ready`.
+        host.touch("/up");
+        let started = until(&api, |s| status_of(s, "slow", false)["started"] == true).await;
+        assert_eq!(status_of(&started, "slow", false)["ready"], false);
+        host.touch("/ready");
+        let ready = until(&api, |s| status_of(s, "slow", false)["ready"] == true).await;
+        let slow = status_of(&ready, "slow", false);
+        assert_eq!(slow["restartCount"], 0);
+        assert!(slow["state"]["running"].is_object());
+        // The startup probe ran its last; the liveness and readiness probes run now.
+        let before = host.entries().len();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let log = host.entries();
+        let later: Vec<_> = log[before..]
+            .iter()
+            .filter(|e| e.starts_with("exec slow-"))
+            .collect();
+        assert_eq!(
+            later.iter().filter(|e| e.ends_with("/up")).count(),
+            later.iter().filter(|e| e.ends_with("/ready")).count(),
+            "{later:?}"
+        );
+
+        // The other never starts: killed after two failures, and started again.
+        let restarted = until(&api, |s| {
+            status_of(s, "never", false)["restartCount"]
+                .as_u64()
+                .unwrap_or(0)
+                >= 1
+        })
+        .await;
+        let never = status_of(&restarted, "never", false);
+        assert_eq!(
+            never["lastState"]["terminated"]["exitCode"], 143,
+            "{never:#}"
+        );
+        let events = api.events();
+        for expected in [
+            "spec.containers{slow} Unhealthy: Startup probe failed: command 'test -e /up' exited with 1",
+            "spec.containers{slow} Unhealthy: Readiness probe failed: command 'test -e /ready' exited with 1",
+            "spec.containers{never} Unhealthy: Startup probe failed: command 'false' exited with 1",
+            "spec.containers{never} Killing: Container never failed startup probe, will be restarted",
+        ] {
+            assert!(
+                events.iter().any(|e| e == expected),
+                "{expected}: {events:#?}"
+            );
+        }
+        assert!(
+            !events.iter().any(|e| e.contains("{slow} Killing")),
+            "{events:#?}"
+        );
+        assert!(
+            !events.iter().any(|e| e.contains("Liveness")),
+            "{events:#?}"
+        );
+        assert!(
+            host.entries()
+                .iter()
+                .any(|e| e.starts_with("stop never-") && e.ends_with("grace 1")),
+            "{:?}",
+            host.entries()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn sidecars_start_before_the_next_init_container_and_stop_once_the_containers_are_done() {
+        let host = Arc::new(FakeHost::default());
+        host.scripts.lock().unwrap().insert("setup".into(), vec![0]);
+        let api = Arc::new(FakeApi::default());
+        let mut pod = pod("Never");
+        pod["spec"]["terminationGracePeriodSeconds"] = json!(4);
+        pod["spec"]["initContainers"] = json!([
+            {"name": "proxy", "image": "busybox:1", "restartPolicy": "Always",
+                "startupProbe": {"exec": {"command": ["test", "-e", "/proxy"]}, "periodSeconds": 1, "failureThreshold": 10},
+                "readinessProbe": {"exec": {"command": ["test", "-e", "/proxy-ready"]}, "periodSeconds": 1}},
+            {"name": "setup", "image": "busybox:1"}]);
+        pod["spec"]["containers"] = json!([{"name": "main", "image": "busybox:1"}]);
+        let (_tx, rx) = watch::channel(Some(pod));
+        tokio::spawn(run(
+            rx,
+            host.clone(),
+            api.clone(),
+            Arc::default(),
+            "192.168.0.2".into(),
+            now,
+        ));
+        // The sidecar runs, but until its startup probe passes the next init container waits.
+        let waiting = until(&api, |s| {
+            status_of(s, "proxy", true)["state"]["running"].is_object()
+        })
+        .await;
+        assert_eq!(status_of(&waiting, "proxy", true)["started"], false);
+        assert_eq!(waiting["phase"], "Pending");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert!(
+            !host.entries().contains(&"start setup".to_owned()),
+            "{:?}",
+            host.entries()
+        );
+        host.touch("/proxy");
+        let running = until(&api, |s| {
+            status_of(s, "main", false)["state"]["running"].is_object()
+        })
+        .await;
+        assert_eq!(running["phase"], "Running");
+        let setup = status_of(&running, "setup", true);
+        assert_eq!(setup["state"]["terminated"]["exitCode"], 0);
+        assert_eq!(
+            (&setup["ready"], &setup["started"]),
+            (&json!(true), &json!(false))
+        );
+        let proxy = status_of(&running, "proxy", true);
+        assert_eq!(
+            (&proxy["ready"], &proxy["started"]),
+            (&json!(false), &json!(true))
+        );
+        assert_eq!(condition(&running, "Initialized"), "True");
+        // The pod is ready once its sidecar is too.
+        assert_eq!(status_of(&running, "main", false)["ready"], true);
+        assert_eq!(condition(&running, "Ready"), "False");
+        host.touch("/proxy-ready");
+        until(&api, |s| condition(s, "Ready") == "True").await;
+
+        // The container ends: nothing keeps the pod alive, so the sidecar is stopped (and not restarted), and
+        // the pod has succeeded.
+        host.exit("main", 0);
+        let done = until(&api, |s| s["phase"] == "Succeeded").await;
+        let proxy = status_of(&done, "proxy", true);
+        assert_eq!(proxy["state"]["terminated"]["exitCode"], 143, "{proxy:#}");
+        assert_eq!(proxy["restartCount"], 0);
+        assert_eq!(condition(&done, "Initialized"), "True");
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let log = host.entries();
+        assert_eq!(
+            log.iter().filter(|e| *e == "start proxy").count(),
+            1,
+            "{log:?}"
+        );
+        assert!(
+            log.iter()
+                .any(|e| e.starts_with("stop proxy-") && e.ends_with("grace 4")),
+            "{log:?}"
+        );
+        let events = api.events();
+        assert!(
+            events.contains(
+                &"spec.initContainers{proxy} Killing: Stopping container proxy".to_owned()
+            ),
+            "{events:#?}"
+        );
+        assert_eq!(
+            api.statuses.lock().unwrap().last().unwrap()["phase"],
+            "Succeeded"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deleted_pod_starts_none_of_its_containers_again() {
+        let host = Arc::new(FakeHost::default());
+        let api = Arc::new(FakeApi::default());
+        let mut pod = pod("Always");
+        pod["spec"]["initContainers"] =
+            json!([{"name": "proxy", "image": "busybox:1", "restartPolicy": "Always"}]);
+        let (tx, rx) = watch::channel(Some(pod.clone()));
+        let worker = tokio::spawn(run(
+            rx,
+            host.clone(),
+            api.clone(),
+            Arc::default(),
+            "192.168.0.2".into(),
+            now,
+        ));
+        until(&api, |s| {
+            ["a", "b"]
+                .iter()
+                .all(|c| status_of(s, c, false)["state"]["running"].is_object())
+        })
+        .await;
+        pod["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:03Z");
+        pod["metadata"]["deletionGracePeriodSeconds"] = json!(1);
+        tx.send(Some(pod)).unwrap();
+        worker.await.unwrap();
+        let stopped = host.entries();
+        assert_eq!(stopped.last().unwrap(), "stop sandbox sb");
+        // Long after every back-off would have run out, nothing started again.
+        tokio::time::sleep(Duration::from_secs(600)).await;
+        assert_eq!(host.entries(), stopped);
     }
 }

@@ -84,6 +84,11 @@ enum ImageCommand {
         #[command(flatten)]
         store: ImageStoreArgs,
     },
+    /// Removes every image that no container on this node was made from.
+    Prune {
+        #[command(flatten)]
+        store: ImageStoreArgs,
+    },
     /// Removes an image reference (and the image, when nothing else names it).
     Rm {
         reference: String,
@@ -131,6 +136,33 @@ struct AgentArgs {
     /// Registries (`host:port`) pulled from over plain HTTP (repeatable).
     #[arg(long = "insecure-registry")]
     insecure_registries: Vec<String>,
+    /// The cluster DNS server that pods with dnsPolicy ClusterFirst resolve through ("" for none: they get
+    /// the node's resolvers).
+    #[arg(long, default_value = "10.43.0.10")]
+    cluster_dns: DnsServer,
+    /// The cluster's DNS domain (pods' search paths).
+    #[arg(long, default_value = "cluster.local")]
+    cluster_domain: String,
+}
+
+/// `--cluster-dns`: an address, or none (`""`, `none`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct DnsServer(Option<IpAddr>);
+
+impl std::str::FromStr for DnsServer {
+    type Err = std::net::AddrParseError;
+    fn from_str(s: &str) -> Result<DnsServer, Self::Err> {
+        match s.trim() {
+            "" | "none" => Ok(DnsServer(None)),
+            ip => ip.parse().map(|ip| DnsServer(Some(ip))),
+        }
+    }
+}
+
+/// The default cluster DNS server: the 10th address of the service network (10.43.0.10 in 10.43.0.0/16),
+/// none in a network too small to have one.
+fn tenth_address(cidr: &Ipv4Cidr) -> Option<IpAddr> {
+    (cidr.prefix <= 28).then(|| IpAddr::V4(Ipv4Addr::from(u32::from(cidr.network) + 10)))
 }
 
 #[derive(Debug, clap::Args)]
@@ -176,6 +208,14 @@ struct ServerArgs {
     /// Registries (`host:port`) pulled from over plain HTTP (repeatable).
     #[arg(long = "insecure-registry")]
     insecure_registries: Vec<String>,
+    /// The cluster DNS server that the server's own node agent gives pods with dnsPolicy ClusterFirst
+    /// [default: the 10th address of --service-cidr, 10.43.0.10] ("" for none: they get the node's
+    /// resolvers).
+    #[arg(long)]
+    cluster_dns: Option<DnsServer>,
+    /// The cluster's DNS domain (pods' search paths).
+    #[arg(long, default_value = "cluster.local")]
+    cluster_domain: String,
 }
 
 fn main() -> ExitCode {
@@ -251,6 +291,10 @@ async fn server(args: ServerArgs) -> Result<(), String> {
         let interval = std::time::Duration::from_secs(args.compaction_interval);
         tokio::spawn(gantry_store::compact_periodically(store.clone(), interval));
     }
+    let cluster_dns = match args.cluster_dns {
+        Some(DnsServer(server)) => server,
+        None => tenth_address(&args.service_cidr),
+    };
     let config = ApiConfig {
         services: ServiceRanges {
             cidr: args.service_cidr,
@@ -279,6 +323,8 @@ async fn server(args: ServerArgs) -> Result<(), String> {
             plain_http_registries: args.insecure_registries,
             endpoint_port: args.node_endpoint_port,
             ca_pem: pki.ca_cert_pem().as_bytes().to_vec(),
+            cluster_dns,
+            cluster_domain: args.cluster_domain,
         };
         let host = gantry_agent::open_host(&config).map_err(|e| {
             format!("cannot start the node agent: {e} (or run the control plane alone with --disable-agent)")
@@ -314,6 +360,8 @@ async fn agent(args: AgentArgs) -> Result<(), String> {
         plain_http_registries: args.insecure_registries,
         endpoint_port: args.node_endpoint_port,
         ca_pem: ca,
+        cluster_dns: args.cluster_dns.0,
+        cluster_domain: args.cluster_domain,
     };
     let host = gantry_agent::open_host(&config)
         .map_err(|e| format!("cannot start the node agent: {e}"))?;
@@ -358,6 +406,16 @@ fn image(command: ImageCommand) -> Result<(), String> {
             for image in imported? {
                 println!("imported {} {}", image.repo_tags.join(","), image.id);
             }
+        }
+        ImageCommand::Prune { store } => {
+            let in_use = gantry_agent::host::images_in_use(&store.data_dir);
+            let report = open(&store)?
+                .gc(u64::MAX, &in_use)
+                .map_err(|e| e.to_string())?;
+            for id in &report.deleted {
+                println!("deleted {id}");
+            }
+            println!("freed {} bytes", report.freed);
         }
         ImageCommand::Rm { reference, store } => {
             let reference =
@@ -417,5 +475,81 @@ fn client_address(listen: SocketAddr) -> SocketAddr {
             SocketAddr::new(IpAddr::V6(std::net::Ipv6Addr::LOCALHOST), listen.port())
         }
         _ => listen,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn server(flags: &[&str]) -> ServerArgs {
+        let cli = Cli::try_parse_from(["gantry", "server"].iter().chain(flags)).unwrap();
+        match cli.command {
+            Command::Server(args) => args,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn agent(flags: &[&str]) -> AgentArgs {
+        let required = [
+            "gantry",
+            "agent",
+            "--server",
+            "https://x:6443",
+            "--token",
+            "t",
+        ];
+        let cli =
+            Cli::try_parse_from(required.iter().chain(&["--ca-file", "ca"]).chain(flags)).unwrap();
+        match cli.command {
+            Command::Agent(args) => args,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn cluster_dns_defaults_to_the_tenth_service_address() {
+        let args = server(&[]);
+        assert_eq!(args.cluster_domain, "cluster.local");
+        assert_eq!(args.cluster_dns, None);
+        assert_eq!(
+            tenth_address(&args.service_cidr),
+            Some("10.43.0.10".parse().unwrap())
+        );
+        let args = server(&[
+            "--service-cidr",
+            "10.96.0.0/12",
+            "--cluster-domain",
+            "corp.test",
+        ]);
+        assert_eq!(
+            tenth_address(&args.service_cidr),
+            Some("10.96.0.10".parse().unwrap())
+        );
+        assert_eq!(args.cluster_domain, "corp.test");
+        let tiny = server(&["--service-cidr", "10.96.0.0/29"]);
+        assert_eq!(tenth_address(&tiny.service_cidr), None);
+        let args = server(&["--cluster-dns", "10.0.0.53"]);
+        assert_eq!(
+            args.cluster_dns,
+            Some(DnsServer(Some("10.0.0.53".parse().unwrap())))
+        );
+        assert_eq!(
+            server(&["--cluster-dns", ""]).cluster_dns,
+            Some(DnsServer(None))
+        );
+
+        let args = agent(&[]);
+        assert_eq!(
+            args.cluster_dns,
+            DnsServer(Some("10.43.0.10".parse().unwrap()))
+        );
+        assert_eq!(args.cluster_domain, "cluster.local");
+        let args = agent(&["--cluster-dns", "none", "--cluster-domain", "corp.test"]);
+        assert_eq!(args.cluster_dns, DnsServer(None));
+        assert_eq!(args.cluster_domain, "corp.test");
+        assert!(Cli::try_parse_from(["gantry", "server", "--cluster-dns", "nope"]).is_err());
     }
 }

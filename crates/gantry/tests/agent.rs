@@ -233,34 +233,37 @@ fn an_agent_in_its_own_network_namespace_joins_and_runs_pods() {
         .unwrap();
     assert!(imported.success());
     let _leftovers = Leftovers(data.clone());
-    let _agent = Agent(
-        // nsenter changes the network namespace only (`ip netns exec` would also hide the cgroup mounts).
-        Command::new("nsenter")
-            .arg(format!("--net=/run/netns/{}", machine.netns))
-            .arg(env!("CARGO_BIN_EXE_gantry"))
-            .args([
-                "agent",
-                "--server",
-                &format!("https://10.88.0.1:{}", server.port),
-            ])
-            .args([
-                "--token",
-                &token,
-                "--node-name",
-                "machine2",
-                "--node-ip",
-                "10.88.0.2",
-            ])
-            .args(["--pod-cidr", "10.88.1.0/24", "--cni-bridge", "cni0"])
-            .arg("--ca-file")
-            .arg(server.dir.path().join("tls/ca.crt"))
-            .arg("--data-dir")
-            .arg(&data)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let start_agent = || {
+        Agent(
+            // nsenter changes the network namespace only (`ip netns exec` would also hide the cgroup mounts).
+            Command::new("nsenter")
+                .arg(format!("--net=/run/netns/{}", machine.netns))
+                .arg(env!("CARGO_BIN_EXE_gantry"))
+                .args([
+                    "agent",
+                    "--server",
+                    &format!("https://10.88.0.1:{}", server.port),
+                ])
+                .args([
+                    "--token",
+                    &token,
+                    "--node-name",
+                    "machine2",
+                    "--node-ip",
+                    "10.88.0.2",
+                ])
+                .args(["--pod-cidr", "10.88.1.0/24", "--cni-bridge", "cni0"])
+                .arg("--ca-file")
+                .arg(server.dir.path().join("tls/ca.crt"))
+                .arg("--data-dir")
+                .arg(&data)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let agent = start_agent();
     let joined = node(&server, "machine2").expect("the agent in its namespace registers");
     assert_eq!(condition(&joined, "Ready")["status"], "True");
     assert_eq!(joined["status"]["addresses"][0]["address"], "10.88.0.2");
@@ -311,9 +314,61 @@ fn an_agent_in_its_own_network_namespace_joins_and_runs_pods() {
     );
     assert_eq!(out.status.code(), Some(5), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "away\n");
+
+    // The pod is deleted while its agent is down: the agent, back, removes everything the pod left.
+    drop(agent);
     ok(
         KUBECTL,
         &server,
-        &["delete", "pod", "away", "--timeout=30s"],
+        &["delete", "pod", "away", "--grace-period=0", "--force"],
+    );
+    let pods = data.join("pods");
+    assert_eq!(std::fs::read_dir(&pods).unwrap().count(), 1);
+    let _agent = start_agent();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_dir(&pods).unwrap().count() > 0 {
+        assert!(Instant::now() < deadline, "the gone pod's files stay");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let runtime = data.join("runtime");
+    for binary in ["runc", "crun"] {
+        let listed = Command::new(binary)
+            .arg("--root")
+            .arg(&runtime)
+            .args(["list", "-q"])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&listed.stdout), "", "{binary}");
+    }
+    let running = Command::new("pgrep")
+        .args(["-f", &format!("{} pause", env!("CARGO_BIN_EXE_gantry"))])
+        .output()
+        .unwrap();
+    assert!(running.stdout.is_empty(), "a pause process is left");
+}
+
+#[test]
+fn an_agent_that_is_not_root_refuses_to_start_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    // The unprivileged user may create its data directory there: what stops it is that it is not root.
+    let open = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o777);
+    std::fs::set_permissions(dir.path(), open).unwrap();
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_gantry"))
+        .args(["agent", "--server", "https://127.0.0.1:1", "--token", "t"])
+        .args([
+            "--ca-file",
+            "/etc/ssl/certs/ca-certificates.crt",
+            "--data-dir",
+        ])
+        .arg(dir.path().join("agent"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("the node agent must run as root"),
+        "{stderr}"
     );
 }

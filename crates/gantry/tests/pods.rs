@@ -95,6 +95,18 @@ spec:
     );
     let err = kubectl(KUBECTL, &server, &["logs", "web", "-c", "nope"]);
     assert!(!err.status.success());
+    // Pruning images leaves the one the pod's containers were made from.
+    let image = |command: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_gantry"))
+            .args(["image", command, "--data-dir"])
+            .arg(server.dir.path().join("agent"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert_eq!(image("prune"), "freed 0 bytes\n");
+    assert!(image("ls").contains(IMAGE));
 
     // Deleting the pod stops the server (after the grace period) and removes the pod.
     let started = Instant::now();
@@ -106,6 +118,10 @@ spec:
     );
     let gone = kubectl(KUBECTL, &server, &["get", "pod", "web"]);
     assert!(!gone.status.success());
+    // With its containers gone, nothing uses the image any more.
+    let pruned = image("prune");
+    assert!(pruned.starts_with("deleted sha256:"), "{pruned}");
+    assert!(!image("ls").contains(IMAGE));
 }
 
 #[test]

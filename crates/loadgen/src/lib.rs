@@ -105,6 +105,9 @@ pub struct ApiArgs {
     /// Pods the pods workload starts at once.
     #[arg(long, default_value_t = 100)]
     pub pods_batch: usize,
+    /// Seconds the batch of pods stays running before it is deleted (to measure the node's memory with them).
+    #[arg(long, default_value_t = 0)]
+    pub pods_hold_s: u64,
     /// Workloads to run.
     #[arg(
         long,
@@ -135,6 +138,7 @@ impl ApiArgs {
             pod_image: self.pod_image.clone(),
             pods_single: self.pods_single,
             pods_batch: self.pods_batch,
+            pods_hold: Duration::from_secs(self.pods_hold_s),
             workloads: self.workloads.clone(),
             namespace: self.namespace.clone(),
             timeout: Duration::from_secs(self.timeout_s),

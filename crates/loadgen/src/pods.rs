@@ -58,13 +58,15 @@ impl Seen {
     }
 }
 
-/// Runs the workload in `session`'s namespace: pods of `image` on `node` (the first Ready node if `None`).
+/// Runs the workload in `session`'s namespace: pods of `image` on `node` (the first Ready node if `None`); the
+/// batch stays running for `hold` before it is deleted.
 pub async fn run(
     session: &Session,
     node: Option<&str>,
     image: &str,
     singles: usize,
     batch: usize,
+    hold: Duration,
     timeout: Duration,
 ) -> Result<PodsResult, Error> {
     let client = session.client();
@@ -146,6 +148,7 @@ pub async fn run(
     };
     seen.wait(start + timeout, |s| all(&s.ready)).await?;
     let batch_running = start.elapsed();
+    tokio::time::sleep(hold).await;
     let start = Instant::now();
     futures::future::try_join_all(names.iter().cloned().map(delete)).await?;
     seen.wait(start + timeout, |s| all(&s.gone)).await?;

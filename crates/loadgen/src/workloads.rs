@@ -664,6 +664,8 @@ pub struct Options {
     pub pods_single: usize,
     /// Pods the pods workload starts at once.
     pub pods_batch: usize,
+    /// How long the batch stays running before it is deleted.
+    pub pods_hold: Duration,
     /// Which workloads run, in the order create, get, list, watch, apply.
     pub workloads: Vec<Workload>,
     /// Namespace to use; `None`: a fresh `loadgen-…` namespace, deleted at the end.
@@ -689,6 +691,7 @@ impl Default for Options {
             pod_image: "gantry.local/busybox:latest".into(),
             pods_single: 20,
             pods_batch: 100,
+            pods_hold: Duration::ZERO,
             workloads: vec![
                 Workload::Create,
                 Workload::Get,
@@ -861,6 +864,7 @@ async fn run_in(session: &Session, o: &Options) -> Result<Report, Error> {
             &o.pod_image,
             o.pods_single,
             o.pods_batch,
+            o.pods_hold,
             o.timeout,
         )
         .await?;

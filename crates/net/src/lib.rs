@@ -42,6 +42,26 @@ pub struct Network {
     pub plugin_dir: PathBuf,
 }
 
+impl Network {
+    /// The plugins of this network (their IPAM plugins and `loopback` included) that are not installed in
+    /// `plugin_dir`.
+    pub fn missing_plugins(&self) -> Vec<String> {
+        let types = self.plugins.iter().flat_map(|p| {
+            [
+                p["type"].as_str(),
+                p.pointer("/ipam/type").and_then(|t| t.as_str()),
+            ]
+        });
+        let mut names: Vec<&str> = std::iter::once("loopback").chain(types.flatten()).collect();
+        names.dedup();
+        names
+            .into_iter()
+            .filter(|name| !self.plugin_dir.join(name).is_file())
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
 /// One `hostPort` to map to the pod (`portmap`'s runtime configuration).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortMapping {
@@ -263,6 +283,24 @@ pub fn loopback() -> Network {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn missing_plugins_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let network = default_network("10.42.0.0/24", "cni0", 1450, dir.path());
+        let network = Network {
+            plugin_dir: dir.path().to_path_buf(),
+            ..network
+        };
+        assert_eq!(
+            network.missing_plugins(),
+            ["loopback", "bridge", "host-local", "portmap"]
+        );
+        for plugin in ["loopback", "bridge", "host-local", "portmap"] {
+            std::fs::write(dir.path().join(plugin), "").unwrap();
+        }
+        assert!(network.missing_plugins().is_empty());
+    }
 
     #[test]
     fn plugins_get_name_version_previous_result_and_port_mappings() {
