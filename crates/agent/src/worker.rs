@@ -1478,6 +1478,20 @@ mod tests {
         }
     }
 
+    /// Runs a worker for `pod` on the fake host and API; the sender delivers the pod's next versions.
+    fn start(pod: Value, host: &Arc<FakeHost>, api: &Arc<FakeApi>) -> watch::Sender<Option<Value>> {
+        let (tx, rx) = watch::channel(Some(pod));
+        tokio::spawn(run(
+            rx,
+            host.clone(),
+            api.clone(),
+            Arc::default(),
+            "192.168.0.2".into(),
+            now,
+        ));
+        tx
+    }
+
     fn now() -> String {
         "2026-01-01T00:00:02Z".into()
     }
@@ -1610,15 +1624,7 @@ mod tests {
         let host = Arc::new(FakeHost::default());
         host.scripts.lock().unwrap().insert("setup".into(), vec![3]);
         let api = Arc::new(FakeApi::default());
-        let (_tx, rx) = watch::channel(Some(pod("Never")));
-        tokio::spawn(run(
-            rx,
-            host.clone(),
-            api.clone(),
-            Arc::default(),
-            "192.168.0.2".into(),
-            now,
-        ));
+        let _tx = start(pod("Never"), &host, &api);
         let status = until(&api, |s| s["phase"] == "Failed").await;
         assert_eq!(
             status["initContainerStatuses"][0]["state"]["terminated"]["exitCode"],
@@ -1634,15 +1640,7 @@ mod tests {
         let mut pod = pod("Always");
         pod["spec"]["initContainers"] = json!([]);
         pod["spec"]["containers"] = json!([{"name": "a", "image": "missing"}]);
-        let (_tx, rx) = watch::channel(Some(pod));
-        tokio::spawn(run(
-            rx,
-            host.clone(),
-            api.clone(),
-            Arc::default(),
-            "192.168.0.2".into(),
-            now,
-        ));
+        let _tx = start(pod, &host, &api);
         let status = until(&api, |s| {
             s["containerStatuses"][0]["state"]["waiting"]["reason"] == "ErrImagePull"
         })
@@ -1685,15 +1683,7 @@ mod tests {
             {"name": "never", "image": "missing:1", "imagePullPolicy": "Never"},
             {"name": "present", "image": "busybox:1", "imagePullPolicy": "IfNotPresent"},
             {"name": "absent", "image": "missing:2", "imagePullPolicy": "IfNotPresent"}]);
-        let (_tx, rx) = watch::channel(Some(pod));
-        tokio::spawn(run(
-            rx,
-            host.clone(),
-            api.clone(),
-            Arc::default(),
-            "192.168.0.2".into(),
-            now,
-        ));
+        let _tx = start(pod, &host, &api);
         let reason =
             |s: &Value, i: usize| s["containerStatuses"][i]["state"]["waiting"]["reason"].clone();
         until(&api, |s| {
@@ -1793,15 +1783,7 @@ mod tests {
                 "lifecycle": {"postStart": {"exec": {"command": ["sleep", "5"]}}}},
             {"name": "bad", "image": "busybox:1",
                 "lifecycle": {"postStart": {"exec": {"command": ["false"]}}}}]);
-        let (_tx, rx) = watch::channel(Some(pod));
-        tokio::spawn(run(
-            rx,
-            host.clone(),
-            api.clone(),
-            Arc::default(),
-            "192.168.0.2".into(),
-            now,
-        ));
+        let _tx = start(pod, &host, &api);
         let slow = |s: &Value| {
             s["containerStatuses"]
                 .as_array()
@@ -1911,15 +1893,7 @@ mod tests {
             {"name": "never", "image": "busybox:1",
                 "startupProbe": {"exec": {"command": ["false"]}, "periodSeconds": 1, "failureThreshold": 2,
                     "terminationGracePeriodSeconds": 1}}]);
-        let (_tx, rx) = watch::channel(Some(pod));
-        tokio::spawn(run(
-            rx,
-            host.clone(),
-            api.clone(),
-            Arc::default(),
-            "192.168.0.2".into(),
-            now,
-        ));
+        let _tx = start(pod, &host, &api);
         // Running, but neither started nor ready while the startup probe fails; the liveness probe (which
         // would fail at once) and the readiness probe do not run meanwhile.
         let starting = until(&api, |s| {
@@ -2021,15 +1995,7 @@ mod tests {
                 "readinessProbe": {"exec": {"command": ["test", "-e", "/proxy-ready"]}, "periodSeconds": 1}},
             {"name": "setup", "image": "busybox:1"}]);
         pod["spec"]["containers"] = json!([{"name": "main", "image": "busybox:1"}]);
-        let (_tx, rx) = watch::channel(Some(pod));
-        tokio::spawn(run(
-            rx,
-            host.clone(),
-            api.clone(),
-            Arc::default(),
-            "192.168.0.2".into(),
-            now,
-        ));
+        let _tx = start(pod, &host, &api);
         // The sidecar runs, but until its startup probe passes the next init container waits.
         let waiting = until(&api, |s| {
             status_of(s, "proxy", true)["state"]["running"].is_object()
