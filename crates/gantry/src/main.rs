@@ -182,6 +182,9 @@ struct ServerArgs {
     /// Do not run a node agent in the server process.
     #[arg(long)]
     disable_agent: bool,
+    /// Do not run the scheduler in the server process (pods without a node then stay Pending).
+    #[arg(long)]
+    disable_scheduler: bool,
     /// Seconds between compactions of the store's history (as kube-apiserver's
     /// --etcd-compaction-interval); 0 turns compaction off.
     #[arg(long, default_value_t = 300)]
@@ -309,11 +312,18 @@ async fn server(args: ServerArgs) -> Result<(), String> {
             .map_err(|e| format!("cannot start the API server: {e}"))?,
     );
     let tls = pki.server_config(false).map_err(|e| e.to_string())?;
+    let url = format!("https://{}", client_address(local));
+    let own_client = || {
+        let token = admin_token
+            .as_deref()
+            .ok_or("the tokens file has no admin token")?;
+        gantry_client::connect(&url, pki.ca_cert_pem().as_bytes(), token).map_err(|e| e.to_string())
+    };
+    if !args.disable_scheduler {
+        tokio::spawn(gantry_scheduler::run(own_client()?));
+    }
     if !args.disable_agent {
-        let url = format!("https://{}", client_address(local));
-        let token = admin_token.ok_or("the tokens file has no admin token")?;
-        let client = gantry_client::connect(&url, pki.ca_cert_pem().as_bytes(), &token)
-            .map_err(|e| e.to_string())?;
+        let client = own_client()?;
         let config = AgentConfig {
             node_name: host_name(),
             node_ip,

@@ -323,7 +323,9 @@ fn an_agent_in_its_own_network_namespace_joins_and_runs_pods() {
         &["delete", "pod", "away", "--grace-period=0", "--force"],
     );
     let pods = data.join("pods");
-    assert_eq!(std::fs::read_dir(&pods).unwrap().count(), 1);
+    let left: Vec<_> = std::fs::read_dir(&pods).unwrap().flatten().collect();
+    assert_eq!(left.len(), 1);
+    let pause = std::fs::read_to_string(left[0].path().join("sandbox/pause.pid")).unwrap();
     let _agent = start_agent();
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::fs::read_dir(&pods).unwrap().count() > 0 {
@@ -340,11 +342,22 @@ fn an_agent_in_its_own_network_namespace_joins_and_runs_pods() {
             .unwrap();
         assert_eq!(String::from_utf8_lossy(&listed.stdout), "", "{binary}");
     }
-    let running = Command::new("pgrep")
-        .args(["-f", &format!("{} pause", env!("CARGO_BIN_EXE_gantry"))])
-        .output()
-        .unwrap();
-    assert!(running.stdout.is_empty(), "a pause process is left");
+    // The pod's pause process is gone (or a zombie its new parent has yet to reap).
+    let stat = format!("/proc/{}/stat", pause.trim());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while let Ok(stat) = std::fs::read_to_string(&stat) {
+        if stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z'))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the pause process is left: {stat}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]

@@ -12,29 +12,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::node::{IMAGE, KUBECTL, container, node_name, server, server_with, wait_for};
+use support::node::{
+    IMAGE, KUBECTL, container, describe_until, node_name, server, server_with, wait_for,
+};
 use support::{Server, ok, write};
-
-/// `kubectl describe pod NAME`.
-fn describe(server: &Server, name: &str) -> String {
-    ok(KUBECTL, server, &["describe", "pod", name])
-}
-
-/// `kubectl describe pod NAME` once its output has every one of `wanted` (within `limit`).
-fn describe_until(server: &Server, name: &str, limit: Duration, wanted: &[&str]) -> String {
-    let deadline = Instant::now() + limit;
-    loop {
-        let text = describe(server, name);
-        if wanted.iter().all(|w| text.contains(w)) {
-            return text;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "describe pod {name} lacks some of {wanted:?}:\n{text}"
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
 
 /// The events about the pod `name`, as the API lists them.
 fn events_of(server: &Server, name: &str) -> Vec<Value> {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::node::{IMAGE, KUBECTL, container, node_name, server, wait_for};
-use support::{Server, ok, write};
+use support::{Server, kubectl, ok, write};
 
 /// Creates the pods of `manifest` (YAML, `{node}` and `{image}` filled in).
 fn create(server: &Server, file: &str, manifest: &str) {
@@ -88,7 +88,8 @@ fn condition(pod: &Value, type_: &str) -> Value {
         .unwrap_or_default()
 }
 
-/// `kubectl logs POD -c CONTAINER` once it contains `wanted` (within `limit`).
+/// `kubectl logs POD -c CONTAINER` once it contains `wanted` (within `limit`; before the container starts,
+/// kubectl fails).
 fn logs_until(
     server: &Server,
     pod: &str,
@@ -98,7 +99,8 @@ fn logs_until(
 ) -> String {
     let deadline = Instant::now() + limit;
     loop {
-        let logs = ok(KUBECTL, server, &["logs", pod, "-c", container]);
+        let out = kubectl(KUBECTL, server, &["logs", pod, "-c", container]);
+        let logs = String::from_utf8_lossy(&out.stdout).into_owned();
         if logs.contains(wanted) {
             return logs;
         }

@@ -13,7 +13,7 @@
 //!
 //! The tests at the end ("Regressions") each pin one bug found by trying what a user would.
 
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+#![allow(clippy::unwrap_used, clippy::disallowed_methods)] // test code: failed unwraps fail the test; blocking sleeps are fine here
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -1537,13 +1537,20 @@ fn a_new_user_goes_on() {
             ok(&["label", "deploy", "web", "team=b", "--overwrite"]),
             "deployment.apps/web not labeled\n"
         );
-        // No controllers write events yet: an empty list, said as kubectl says it.
-        let events = k.run(&["get", "events", "-n", &ns]);
-        assert!(events.status.success(), "{events:?}");
-        assert!(
-            String::from_utf8_lossy(&events.stderr).contains("No resources found"),
-            "{events:?}"
-        );
+        // The scheduler says why it cannot place the pod: this server has no nodes.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let events = k.run(&["get", "events", "-n", &ns]);
+            assert!(events.status.success(), "{events:?}");
+            let listed = String::from_utf8_lossy(&events.stdout);
+            if listed.contains("FailedScheduling")
+                && listed.contains("no nodes available to schedule pods")
+            {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{events:?}");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
         // Server-side dry runs store nothing.
         let dry = write(
             server.dir.path(),

@@ -191,3 +191,24 @@ pub(crate) fn container<'a>(pod: &'a Value, name: &str) -> &'a Value {
         .find(|c| c["name"] == name)
         .unwrap()
 }
+
+/// `kubectl describe pod NAME` once its output has every one of `wanted` (within `limit`).
+pub(crate) fn describe_until(
+    server: &Server,
+    name: &str,
+    limit: Duration,
+    wanted: &[&str],
+) -> String {
+    let deadline = Instant::now() + limit;
+    loop {
+        let text = ok(KUBECTL, server, &["describe", "pod", name]);
+        if wanted.iter().all(|w| text.contains(w)) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "describe pod {name} lacks some of {wanted:?}:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
