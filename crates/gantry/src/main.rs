@@ -185,6 +185,9 @@ struct ServerArgs {
     /// Do not run the scheduler in the server process (pods without a node then stay Pending).
     #[arg(long)]
     disable_scheduler: bool,
+    /// Do not run the controllers (ReplicaSet, garbage collector) in the server process.
+    #[arg(long)]
+    disable_controllers: bool,
     /// Seconds between compactions of the store's history (as kube-apiserver's
     /// --etcd-compaction-interval); 0 turns compaction off.
     #[arg(long, default_value_t = 300)]
@@ -321,6 +324,9 @@ async fn server(args: ServerArgs) -> Result<(), String> {
     };
     if !args.disable_scheduler {
         tokio::spawn(gantry_scheduler::run(own_client()?));
+    }
+    if !args.disable_controllers {
+        tokio::spawn(gantry_controllers::run(own_client()?));
     }
     if !args.disable_agent {
         let client = own_client()?;
