@@ -2,6 +2,8 @@
 //! Kubernetes 1.33 types): everything else that talks to the API goes through here, so one place decides
 //! versions, TLS (rustls with ring) and how a client is made.
 
+pub mod events;
+
 use std::path::Path;
 
 use rustls_pki_types::CertificateDer;

@@ -3,7 +3,6 @@
 //! kube-rs watchers (which relist on their own after errors), and level-triggered: it reconciles what it is
 //! given from what the watches show, so a restarted server converges to the same state.
 
-pub mod events;
 pub mod expectations;
 pub mod gc;
 pub mod pods;

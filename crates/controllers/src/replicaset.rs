@@ -30,11 +30,11 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::events::{Event, Involved, Recorder};
 use crate::expectations::Expectations;
 use crate::pods;
 use crate::queue::WorkQueue;
 use gantry_api::labels::Selector;
+use gantry_client::events::{self, Event, Involved, Recorder};
 
 /// The controller's name: the events' source.
 pub const COMPONENT: &str = "replicaset-controller";
@@ -578,7 +578,7 @@ fn status(
             let mut conditions = current;
             conditions.push(
                 json!({"type": "ReplicaFailure", "status": "True", "reason": reason,
-                "message": message, "lastTransitionTime": crate::events::now()}),
+                "message": message, "lastTransitionTime": events::now()}),
             );
             conditions
         }

@@ -15,7 +15,6 @@
 //! priority than another (which holds while priorities are not assigned).
 
 pub mod cache;
-pub mod events;
 pub mod plugins;
 pub mod queue;
 pub mod resources;
@@ -37,7 +36,7 @@ pub use plugins::{Algorithm, FitError, PodInfo};
 pub use queue::Queue;
 
 use cache::{NodeSpec, Usage};
-use events::{Event, Recorder};
+use gantry_client::events::{self, Event, Recorder};
 
 /// The scheduler's name: pods naming it (or none) are ours; the events' source.
 pub const SCHEDULER_NAME: &str = "default-scheduler";
@@ -127,7 +126,7 @@ struct Scheduler {
 impl Scheduler {
     fn new(client: Client, bound_tx: mpsc::UnboundedSender<(String, Bound)>) -> Scheduler {
         Scheduler {
-            events: Recorder::start(client.clone()),
+            events: Recorder::start(client.clone(), SCHEDULER_NAME),
             client,
             cache: Cache::default(),
             queue: Queue::default(),
@@ -294,17 +293,11 @@ impl Scheduler {
                 tokio::spawn(async move {
                     let result = bind(&client, &info, &node).await;
                     if let Bound::Ok = result {
-                        events.record(Event {
-                            namespace: info.namespace.clone(),
-                            pod: info.name.clone(),
-                            uid: info.uid.clone(),
-                            warning: false,
-                            reason: "Scheduled",
-                            message: format!(
-                                "Successfully assigned {}/{} to {node}",
-                                info.namespace, info.name
-                            ),
-                        });
+                        let message = format!(
+                            "Successfully assigned {}/{} to {node}",
+                            info.namespace, info.name
+                        );
+                        events.record(about_pod(&info, false, "Scheduled", message));
                     }
                     let _ = results.send((info.uid, result));
                 });
@@ -321,14 +314,8 @@ impl Scheduler {
     /// Says why the pod cannot be placed: the FailedScheduling event, and the PodScheduled condition when
     /// it does not say so already.
     fn unschedulable(&self, info: &PodInfo, message: String) {
-        self.events.record(Event {
-            namespace: info.namespace.clone(),
-            pod: info.name.clone(),
-            uid: info.uid.clone(),
-            warning: true,
-            reason: "FailedScheduling",
-            message: message.clone(),
-        });
+        self.events
+            .record(about_pod(info, true, "FailedScheduling", message.clone()));
         let current = info
             .pod
             .status
@@ -385,17 +372,28 @@ impl Scheduler {
                 self.queue.retry(uid, Instant::now());
                 if let Some(pod) = self.pending.get(uid) {
                     let info = PodInfo::new(pod.clone());
-                    self.events.record(Event {
-                        namespace: info.namespace,
-                        pod: info.name,
-                        uid: info.uid,
-                        warning: true,
-                        reason: "FailedScheduling",
-                        message: format!("Binding rejected: {message}"),
-                    });
+                    let message = format!("Binding rejected: {message}");
+                    self.events
+                        .record(about_pod(&info, true, "FailedScheduling", message));
                 }
             }
         }
+    }
+}
+
+/// An event about the pod `info` describes.
+fn about_pod(info: &PodInfo, warning: bool, reason: &'static str, message: String) -> Event {
+    Event {
+        object: events::Involved {
+            api_version: "v1",
+            kind: "Pod",
+            namespace: info.namespace.clone(),
+            name: info.name.clone(),
+            uid: info.uid.clone(),
+        },
+        warning,
+        reason,
+        message,
     }
 }
 

@@ -1,19 +1,19 @@
-//! The scheduler's Events (`Scheduled`, `FailedScheduling`), as `kubectl describe pod` shows them ("From:
-//! default-scheduler"). Recording never blocks: events go on a bounded queue (dropped when it is full) to
-//! one task that writes them, several at a time. Repeats of an event (same pod, reason and message) patch
-//! the first one's `count` and `lastTimestamp`, as client-go's correlator does.
+//! Events that the control plane's components (the scheduler, the controllers) write about objects, as
+//! `kubectl describe` shows them ("From: default-scheduler"). Recording never blocks: events go on a bounded
+//! queue (dropped when it is full) to one task that writes them, several at a time. Repeats of an event
+//! (same object, reason and message) patch the first one's `count` and `lastTimestamp`, as client-go's
+//! correlator does.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use gantry_client::k8s_openapi::api::core::v1::Event as KubeEvent;
-use gantry_client::kube::api::{Patch, PatchParams, PostParams};
-use gantry_client::{Api, Client};
+use k8s_openapi::api::core::v1::Event as KubeEvent;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::{Api, Client};
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, mpsc};
-
-use crate::SCHEDULER_NAME;
 
 /// Events waiting to be written; more are dropped.
 const QUEUED: usize = 8192;
@@ -22,12 +22,20 @@ const WRITERS: usize = 32;
 /// Distinct events remembered for aggregation.
 const CORRELATED: usize = 4096;
 
-/// One event about a pod.
+/// The object an event is about.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Involved {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+}
+
+/// One event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
-    pub namespace: String,
-    pub pod: String,
-    pub uid: String,
+    pub object: Involved,
     pub warning: bool,
     pub reason: &'static str,
     pub message: String,
@@ -40,57 +48,70 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// A recorder whose events `client` writes (in a task of its own).
-    pub fn start(client: Client) -> Recorder {
+    /// A recorder whose events `client` writes (in a task of its own) as `component`.
+    pub fn start(client: Client, component: &'static str) -> Recorder {
         let (sender, receiver) = mpsc::channel(QUEUED);
-        tokio::spawn(write(client, receiver));
+        tokio::spawn(write(client, component, receiver));
         Recorder { sender }
     }
 
     pub fn record(&self, event: Event) {
         if let Err(e) = self.sender.try_send(event) {
-            tracing::debug!("scheduler event dropped: {e}");
+            tracing::debug!("event dropped: {e}");
         }
     }
 }
 
 /// Now, as RFC 3339 in seconds (what `firstTimestamp` and `lastTimestamp` hold).
 pub fn now() -> String {
-    let format =
-        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
-    time::OffsetDateTime::now_utc()
-        .format(&format)
-        .unwrap_or_default()
+    let now = Timestamp::now();
+    Timestamp::from_second(now.as_second())
+        .unwrap_or(now)
+        .to_string()
 }
 
 /// The core/v1 Event for `event`, called `name`, seen `count` times since `first`.
-pub fn to_json(event: &Event, name: &str, count: u32, first: &str, last: &str) -> Value {
+pub fn to_json(
+    event: &Event,
+    component: &str,
+    name: &str,
+    count: u32,
+    first: &str,
+    last: &str,
+) -> Value {
+    let o = &event.object;
     json!({
         "apiVersion": "v1",
         "kind": "Event",
-        "metadata": {"name": name, "namespace": event.namespace},
-        "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": event.pod,
-            "namespace": event.namespace, "uid": event.uid},
+        "metadata": {"name": name, "namespace": o.namespace},
+        "involvedObject": {"apiVersion": o.api_version, "kind": o.kind, "name": o.name,
+            "namespace": o.namespace, "uid": o.uid},
         "reason": event.reason,
         "message": event.message,
         "type": if event.warning { "Warning" } else { "Normal" },
-        "source": {"component": SCHEDULER_NAME},
-        "reportingComponent": SCHEDULER_NAME,
-        "reportingInstance": SCHEDULER_NAME,
+        "source": {"component": component},
+        "reportingComponent": component,
+        "reportingInstance": component,
         "firstTimestamp": first,
         "lastTimestamp": last,
         "count": count,
     })
 }
 
-async fn write(client: Client, mut events: mpsc::Receiver<Event>) {
+type Seen = HashMap<(String, &'static str, String), (String, u32, String)>;
+
+async fn write(client: Client, component: &'static str, mut events: mpsc::Receiver<Event>) {
     // (uid, reason, message) → (name, count, first)
-    let mut seen: HashMap<(String, &'static str, String), (String, u32, String)> = HashMap::new();
+    let mut seen: Seen = HashMap::new();
     let mut last_suffix = 0u128;
     let permits = Arc::new(Semaphore::new(WRITERS));
     while let Some(event) = events.recv().await {
         let now = now();
-        let key = (event.uid.clone(), event.reason, event.message.clone());
+        let key = (
+            event.object.uid.clone(),
+            event.reason,
+            event.message.clone(),
+        );
         let (name, count, first, repeat) = match seen.get_mut(&key) {
             Some((name, count, first)) => {
                 *count += 1;
@@ -104,7 +125,7 @@ async fn write(client: Client, mut events: mpsc::Receiver<Event>) {
                     .duration_since(UNIX_EPOCH)
                     .map_or(0, |d| d.as_nanos());
                 last_suffix = nanos.max(last_suffix + 1);
-                let name = format!("{}.{last_suffix:x}", event.pod);
+                let name = format!("{}.{last_suffix:x}", event.object.name);
                 seen.insert(key, (name.clone(), 1, now.clone()));
                 (name, 1, now.clone(), false)
             }
@@ -112,33 +133,33 @@ async fn write(client: Client, mut events: mpsc::Receiver<Event>) {
         let Ok(permit) = permits.clone().acquire_owned().await else {
             return;
         };
-        let events: Api<KubeEvent> = Api::namespaced(client.clone(), &event.namespace);
+        let api: Api<KubeEvent> = Api::namespaced(client.clone(), &event.object.namespace);
         tokio::spawn(async move {
             let _permit = permit;
             if repeat {
                 let patch = json!({"count": count, "lastTimestamp": now});
-                match events
+                match api
                     .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
                     .await
                 {
                     Ok(_) => return,
-                    Err(gantry_client::kube::Error::Api(e)) if e.code == 404 => {}
+                    Err(kube::Error::Api(e)) if e.code == 404 => {}
                     Err(e) => {
-                        tracing::debug!(pod = %event.pod, "cannot update an event: {e}");
+                        tracing::debug!(object = %event.object.name, "cannot update an event: {e}");
                         return;
                     }
                 }
             }
-            let body = to_json(&event, &name, count, &first, &now);
+            let body = to_json(&event, component, &name, count, &first, &now);
             let created = match serde_json::from_value::<KubeEvent>(body) {
-                Ok(body) => events.create(&PostParams::default(), &body).await.map(drop),
+                Ok(body) => api.create(&PostParams::default(), &body).await.map(drop),
                 Err(e) => {
                     tracing::debug!("invalid event: {e}");
                     return;
                 }
             };
             if let Err(e) = created {
-                tracing::debug!(pod = %event.pod, "cannot write an event: {e}");
+                tracing::debug!(object = %event.object.name, "cannot write an event: {e}");
             }
         });
     }
