@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::machine::Machine;
 use support::{Server, kubectl, ok};
 
 const KUBECTL: &str = "1.33";
@@ -148,122 +149,12 @@ fn agents_register_nodes_and_renew_leases() {
     assert_eq!(nodes.lines().count(), 2, "{nodes}");
 }
 
-/// A second "machine" on this one: a network namespace joined to the host by a veth pair (the host's end
-/// `10.88.0.1`, the namespace's `10.88.0.2`). Removed on drop.
-struct Machine {
-    netns: &'static str,
-    host_end: &'static str,
-}
-
-impl Machine {
-    fn create() -> Machine {
-        let machine = Machine {
-            netns: "gtmachine88",
-            host_end: "gtm88h",
-        };
-        // Left over from an interrupted run.
-        machine.remove();
-        let ns_end = "gtm88n";
-        for command in [
-            format!("ip netns add {}", machine.netns),
-            format!(
-                "ip link add {} type veth peer name {ns_end}",
-                machine.host_end
-            ),
-            format!("ip link set {ns_end} netns {}", machine.netns),
-            format!("ip addr add 10.88.0.1/24 dev {}", machine.host_end),
-            format!("ip link set {} up", machine.host_end),
-            format!("ip -n {} addr add 10.88.0.2/24 dev {ns_end}", machine.netns),
-            format!("ip -n {} link set {ns_end} up", machine.netns),
-            format!("ip -n {} link set lo up", machine.netns),
-        ] {
-            let args: Vec<&str> = command.split(' ').collect();
-            let status = Command::new(args[0]).args(&args[1..]).status().unwrap();
-            assert!(status.success(), "{command}");
-        }
-        machine
-    }
-
-    fn remove(&self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", self.netns])
-            .stderr(Stdio::null())
-            .status();
-        let _ = Command::new("ip")
-            .args(["link", "del", self.host_end])
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-impl Drop for Machine {
-    fn drop(&mut self) {
-        self.remove();
-    }
-}
-
-/// Removes what an agent's pods leave behind (containers, pause processes, mounts) on drop.
-struct Leftovers(std::path::PathBuf);
-
-impl Drop for Leftovers {
-    fn drop(&mut self) {
-        support::node::remove_leftovers(&self.0);
-    }
-}
-
 #[test]
 fn an_agent_in_its_own_network_namespace_joins_and_runs_pods() {
-    let machine = Machine::create();
-    let server = Server::start_on_all_interfaces(&["--tls-san", "10.88.0.1"]);
-    let out = Command::new(env!("CARGO_BIN_EXE_gantry"))
-        .args(["token", "create", "--data-dir"])
-        .arg(server.dir.path())
-        .output()
-        .unwrap();
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    let data = server.dir.path().join("machine2");
-    let layout = server.dir.path().join("busybox-layout");
-    gantry_images::testimage::busybox(&layout, support::node::IMAGE).unwrap();
-    let imported = Command::new(env!("CARGO_BIN_EXE_gantry"))
-        .args(["image", "import"])
-        .arg(&layout)
-        .arg("--data-dir")
-        .arg(&data)
-        .status()
-        .unwrap();
-    assert!(imported.success());
-    let _leftovers = Leftovers(data.clone());
-    let start_agent = || {
-        Agent(
-            // nsenter changes the network namespace only (`ip netns exec` would also hide the cgroup mounts).
-            Command::new("nsenter")
-                .arg(format!("--net=/run/netns/{}", machine.netns))
-                .arg(env!("CARGO_BIN_EXE_gantry"))
-                .args([
-                    "agent",
-                    "--server",
-                    &format!("https://10.88.0.1:{}", server.port),
-                ])
-                .args([
-                    "--token",
-                    &token,
-                    "--node-name",
-                    "machine2",
-                    "--node-ip",
-                    "10.88.0.2",
-                ])
-                .args(["--pod-cidr", "10.88.1.0/24", "--cni-bridge", "cni0"])
-                .arg("--ca-file")
-                .arg(server.dir.path().join("tls/ca.crt"))
-                .arg("--data-dir")
-                .arg(&data)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        )
-    };
-    let agent = start_agent();
+    let machine = Machine::create(88);
+    let server = Server::start_on_all_interfaces(&["--tls-san", &machine.tls_san()]);
+    let mut agent = machine.join(&server, "machine2");
+    let data = agent.data.clone();
     let joined = node(&server, "machine2").expect("the agent in its namespace registers");
     assert_eq!(condition(&joined, "Ready")["status"], "True");
     assert_eq!(joined["status"]["addresses"][0]["address"], "10.88.0.2");
@@ -316,7 +207,7 @@ fn an_agent_in_its_own_network_namespace_joins_and_runs_pods() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "away\n");
 
     // The pod is deleted while its agent is down: the agent, back, removes everything the pod left.
-    drop(agent);
+    agent.stop();
     ok(
         KUBECTL,
         &server,
@@ -326,7 +217,7 @@ fn an_agent_in_its_own_network_namespace_joins_and_runs_pods() {
     let left: Vec<_> = std::fs::read_dir(&pods).unwrap().flatten().collect();
     assert_eq!(left.len(), 1);
     let pause = std::fs::read_to_string(left[0].path().join("sandbox/pause.pid")).unwrap();
-    let _agent = start_agent();
+    agent.start();
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::fs::read_dir(&pods).unwrap().count() > 0 {
         assert!(Instant::now() < deadline, "the gone pod's files stay");

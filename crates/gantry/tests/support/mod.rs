@@ -9,6 +9,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+pub(crate) mod machine;
 pub(crate) mod node;
 
 /// A `gantry server` on a free loopback port with a fresh data directory; killed on drop.
@@ -47,6 +48,11 @@ impl Server {
         let mut all = vec!["--disable-agent"];
         all.extend_from_slice(flags);
         Self::spawn_on("0.0.0.0", &all)
+    }
+
+    /// A server running its node agent that listens on every interface, with extra flags.
+    pub(crate) fn start_with_agent_on_all_interfaces(flags: &[&str]) -> Server {
+        Self::spawn_on("0.0.0.0", flags)
     }
 
     fn spawn(flags: &[&str]) -> Server {

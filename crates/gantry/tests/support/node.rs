@@ -110,6 +110,16 @@ pub(crate) fn server(pod_cidr: &str, bridge: &str) -> Node {
 
 /// [`server`] with more `gantry server` flags.
 pub(crate) fn server_with(pod_cidr: &str, bridge: &str, flags: &[&str]) -> Node {
+    server_listening(false, pod_cidr, bridge, flags)
+}
+
+/// [`server_with`], listening on every interface so that agents on [`Machine`](super::machine::Machine)s
+/// reach it.
+pub(crate) fn server_for_machines(pod_cidr: &str, bridge: &str, flags: &[&str]) -> Node {
+    server_listening(true, pod_cidr, bridge, flags)
+}
+
+fn server_listening(everywhere: bool, pod_cidr: &str, bridge: &str, flags: &[&str]) -> Node {
     let endpoint_port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -125,7 +135,11 @@ pub(crate) fn server_with(pod_cidr: &str, bridge: &str, flags: &[&str]) -> Node 
         &endpoint_port,
     ];
     all.extend_from_slice(flags);
-    let server = Server::start_with_agent_flags(&all);
+    let server = if everywhere {
+        Server::start_with_agent_on_all_interfaces(&all)
+    } else {
+        Server::start_with_agent_flags(&all)
+    };
     // From here on, the guard cleans up whatever the test leaves.
     let node = Node {
         server,
