@@ -48,6 +48,8 @@ pub struct AgentConfig {
     pub cluster_dns: Option<IpAddr>,
     /// The cluster's DNS domain (`cluster.local`): pods' search paths and subdomain names end in it.
     pub cluster_domain: String,
+    /// How long the node's Lease is valid (`nodeLeaseDurationSeconds`); renewed every quarter of it.
+    pub lease_duration_seconds: u32,
 }
 
 /// Opens what runs the node's containers: fails (naming what to install) when the host lacks an OCI runtime,
@@ -98,12 +100,13 @@ pub async fn run(client: Client, config: AgentConfig, host: host::NodeHost) {
     tracing::info!(node = %identity.name, runtime = %identity.runtime_version, "node registered");
     let lease = {
         let (client, name) = (client.clone(), identity.name.clone());
+        let seconds = config.lease_duration_seconds;
         async move {
             loop {
-                if let Err(e) = node::renew_lease(&client, &name, &uid).await {
+                if let Err(e) = node::renew_lease(&client, &name, &uid, seconds).await {
                     tracing::warn!(node = %name, "cannot renew the node lease: {e}");
                 }
-                tokio::time::sleep(node::LEASE_RENEW).await;
+                tokio::time::sleep(node::lease_renewal(seconds)).await;
             }
         }
     };

@@ -1,5 +1,5 @@
 //! The Node object and its heartbeats: the agent registers its Node (capacity, addresses, system info,
-//! conditions), renews a Lease in `kube-node-lease` every [`LEASE_RENEW`] (how the control plane knows the
+//! conditions), renews a Lease in `kube-node-lease` every quarter of its duration (how the control plane knows the
 //! node is alive), and refreshes the Node's status every [`STATUS_REFRESH`].
 
 use std::net::IpAddr;
@@ -13,10 +13,14 @@ use serde_json::{Value, json};
 
 use crate::facts::NodeFacts;
 
-/// How long a Lease is valid without renewal (upstream's default).
-pub const LEASE_DURATION_SECONDS: u64 = 40;
-/// How often the Lease is renewed (a quarter of its duration, as upstream).
-pub const LEASE_RENEW: Duration = Duration::from_secs(10);
+/// How long a Lease is valid without renewal (upstream's default `nodeLeaseDurationSeconds`); it is
+/// renewed every quarter of that, as upstream.
+pub const LEASE_DURATION_SECONDS: u32 = 40;
+
+/// How often a Lease valid for `seconds` is renewed.
+pub fn lease_renewal(seconds: u32) -> Duration {
+    Duration::from_millis(u64::from(seconds) * 250)
+}
 /// How often the Node's status (conditions' heartbeat times, capacity) is written.
 pub const STATUS_REFRESH: Duration = Duration::from_secs(60);
 /// Pods per node (upstream's default `maxPods`).
@@ -105,7 +109,7 @@ pub fn node_status(node: &NodeIdentity, facts: &NodeFacts, now: &str) -> Value {
 }
 
 /// The node's Lease, held by the node and renewed now.
-pub fn lease_object(node: &str, node_uid: &str, now_micro: &str) -> Value {
+pub fn lease_object(node: &str, node_uid: &str, seconds: u32, now_micro: &str) -> Value {
     json!({
         "apiVersion": "coordination.k8s.io/v1",
         "kind": "Lease",
@@ -116,7 +120,7 @@ pub fn lease_object(node: &str, node_uid: &str, now_micro: &str) -> Value {
         },
         "spec": {
             "holderIdentity": node,
-            "leaseDurationSeconds": LEASE_DURATION_SECONDS,
+            "leaseDurationSeconds": seconds,
             "renewTime": now_micro,
         },
     })
@@ -149,9 +153,10 @@ pub async fn renew_lease(
     client: &Client,
     node: &str,
     node_uid: &str,
+    seconds: u32,
 ) -> Result<(), gantry_client::kube::Error> {
     let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
-    let renewal = json!({"spec": {"holderIdentity": node, "leaseDurationSeconds": LEASE_DURATION_SECONDS,
+    let renewal = json!({"spec": {"holderIdentity": node, "leaseDurationSeconds": seconds,
         "renewTime": now_micro()}});
     match leases
         .patch(node, &PatchParams::default(), &Patch::Merge(&renewal))
@@ -159,8 +164,9 @@ pub async fn renew_lease(
     {
         Ok(_) => Ok(()),
         Err(gantry_client::kube::Error::Api(e)) if e.code == 404 => {
-            let lease: Lease = serde_json::from_value(lease_object(node, node_uid, &now_micro()))
-                .map_err(gantry_client::kube::Error::SerdeError)?;
+            let lease: Lease =
+                serde_json::from_value(lease_object(node, node_uid, seconds, &now_micro()))
+                    .map_err(gantry_client::kube::Error::SerdeError)?;
             leases
                 .create(&PostParams::default(), &lease)
                 .await
@@ -261,8 +267,13 @@ mod tests {
             time::OffsetDateTime::from_unix_timestamp_nanos(1_767_225_600_123_456_789).unwrap();
         assert_eq!(format_time(at, false), "2026-01-01T00:00:00Z");
         assert_eq!(format_time(at, true), "2026-01-01T00:00:00.123456Z");
-        let lease: Lease =
-            serde_json::from_value(lease_object("n1", "u", &format_time(at, true))).unwrap();
+        let lease: Lease = serde_json::from_value(lease_object(
+            "n1",
+            "u",
+            LEASE_DURATION_SECONDS,
+            &format_time(at, true),
+        ))
+        .unwrap();
         assert_eq!(lease.spec.unwrap().lease_duration_seconds, Some(40));
     }
 }

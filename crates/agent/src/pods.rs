@@ -2,7 +2,7 @@
 //! [`KubePodApi`] is what the workers need of the API, through the kube client (their events go through a
 //! [`Recorder`] to one background writer).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -40,6 +40,9 @@ pub async fn run(
     let mut listed: Vec<String> = Vec::new();
     // Worker tasks by pod uid, kept until they end (a deleted pod's worker still stops its containers).
     let mut tasks: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
+    // Pods already finished (Succeeded or Failed) when first seen, after a restart of the agent: they are
+    // not run again (upstream's kubelet does not restart terminal pods); their logs stay until they go.
+    let mut finished: HashSet<String> = HashSet::new();
     let mut synced = false;
     let mut sweep = tokio::time::interval(SWEEP_INTERVAL);
     loop {
@@ -51,7 +54,7 @@ pub async fn run(
                 tasks.retain(|_, task| !task.is_finished());
                 if synced {
                     for uid in host.pods_on_disk() {
-                        if !tasks.contains_key(&uid) {
+                        if !tasks.contains_key(&uid) && !finished.contains(&uid) {
                             tracing::info!(pod = %uid, "removing what a pod that is gone left");
                             host.remove_pod(&uid).await;
                         }
@@ -80,6 +83,11 @@ pub async fn run(
                     .unwrap_or_default()
                     .to_owned();
                 listed.push(uid.clone());
+                let phase = pod.pointer("/status/phase").and_then(Value::as_str);
+                if !workers.contains_key(&uid) && matches!(phase, Some("Succeeded" | "Failed")) {
+                    finished.insert(uid);
+                    continue;
+                }
                 match workers.get(&uid) {
                     Some(sender) => {
                         let _ = sender.send(Some(pod));
@@ -100,6 +108,9 @@ pub async fn run(
                 }
             }
             watcher::Event::Delete(pod) => {
+                if let Some(uid) = &pod.metadata.uid {
+                    finished.remove(uid);
+                }
                 if let Some(sender) = pod
                     .metadata
                     .uid
@@ -115,6 +126,7 @@ pub async fn run(
                     synced = true;
                     sweep.reset_immediately();
                 }
+                finished.retain(|uid| listed.contains(uid));
                 workers.retain(|uid, sender| {
                     let keep = listed.contains(uid);
                     if !keep {

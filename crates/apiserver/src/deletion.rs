@@ -16,6 +16,64 @@ pub(crate) struct DeleteOptions {
     pub(crate) precondition_uid: Option<String>,
     pub(crate) precondition_resource_version: Option<String>,
     pub(crate) dry_run: bool,
+    /// What happens to the object's dependents, when the client said (`propagationPolicy`, or the older
+    /// `orphanDependents`); `None` leaves them to the garbage collector's default, background deletion.
+    pub(crate) propagation: Option<Propagation>,
+}
+
+/// How the dependents of a deleted object go (`propagationPolicy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Propagation {
+    /// They stay, without their reference to the owner (the `orphan` finalizer holds the owner until then).
+    Orphan,
+    /// The owner goes at once; the garbage collector deletes them after.
+    Background,
+    /// They go first (the `foregroundDeletion` finalizer holds the owner until they are gone).
+    Foreground,
+}
+
+/// The finalizers the garbage collector serves for orphan and foreground propagation.
+const ORPHAN_FINALIZER: &str = "orphan";
+const FOREGROUND_FINALIZER: &str = "foregroundDeletion";
+
+impl Propagation {
+    /// Puts on `object` the finalizer this propagation needs and takes off the other's (as upstream does
+    /// when a deletion says how to propagate); whether the finalizers changed.
+    pub(crate) fn set_finalizers(self, object: &mut Value) -> bool {
+        let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) else {
+            return false;
+        };
+        let mut finalizers: Vec<String> = meta
+            .get("finalizers")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f.as_str().map(str::to_owned))
+            .collect();
+        let before = finalizers.clone();
+        let wanted = match self {
+            Propagation::Orphan => Some(ORPHAN_FINALIZER),
+            Propagation::Foreground => Some(FOREGROUND_FINALIZER),
+            Propagation::Background => None,
+        };
+        finalizers.retain(|f| {
+            Some(f.as_str()) == wanted || (f != ORPHAN_FINALIZER && f != FOREGROUND_FINALIZER)
+        });
+        if let Some(wanted) = wanted
+            && !finalizers.iter().any(|f| f == wanted)
+        {
+            finalizers.push(wanted.to_owned());
+        }
+        if finalizers == before {
+            return false;
+        }
+        if finalizers.is_empty() {
+            meta.remove("finalizers");
+        } else {
+            meta.insert("finalizers".into(), json!(finalizers));
+        }
+        true
+    }
 }
 
 impl DeleteOptions {
@@ -76,15 +134,26 @@ impl DeleteOptions {
                 )],
             ));
         }
-        let orphan = query.contains_key("orphanDependents")
-            || body.get("orphanDependents").is_some_and(|v| !v.is_null());
-        if orphan && propagation.is_some() {
+        let orphan_dependents =
+            match query.get("orphanDependents") {
+                Some(v) => Some(v.parse::<bool>().map_err(|_| {
+                    ApiError::bad_request(format!("invalid orphanDependents {v:?}"))
+                })?),
+                None => body.get("orphanDependents").and_then(Value::as_bool),
+            };
+        if orphan_dependents.is_some() && propagation.is_some() {
             return Err(invalid(
                 "propagationPolicy",
                 json!(propagation),
                 "orphanDependents and deletionPropagation cannot be both set",
             ));
         }
+        let propagation = match (propagation, orphan_dependents) {
+            (Some("Orphan"), _) | (None, Some(true)) => Some(Propagation::Orphan),
+            (Some("Foreground"), _) => Some(Propagation::Foreground),
+            (Some(_), _) | (None, Some(false)) => Some(Propagation::Background),
+            (None, None) => None,
+        };
         let dry_run = match body.get("dryRun") {
             None | Some(Value::Null) => false,
             Some(Value::Array(values)) if values.is_empty() => false,
@@ -107,6 +176,7 @@ impl DeleteOptions {
             precondition_uid: text("/preconditions/uid"),
             precondition_resource_version: text("/preconditions/resourceVersion"),
             dry_run,
+            propagation,
         })
     }
 
@@ -189,6 +259,22 @@ pub(crate) fn start_graceful_deletion(pod: &mut Value, grace: i64, now: SystemTi
     true
 }
 
+/// Sets a pod's grace period to 0 (its containers are gone, or never ran); whether it changed.
+pub(crate) fn end_grace_period(pod: &mut Value) -> bool {
+    let Some(meta) = pod.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return false;
+    };
+    if meta
+        .get("deletionGracePeriodSeconds")
+        .and_then(Value::as_i64)
+        == Some(0)
+    {
+        return false;
+    }
+    meta.insert("deletionGracePeriodSeconds".into(), json!(0));
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,6 +311,55 @@ mod tests {
             DeleteOptions::parse(b"[1]", &query(&[])).map_err(|e| e.code),
             Err(400)
         );
+    }
+
+    #[test]
+    fn propagation_comes_from_the_policy_or_orphan_dependents() {
+        let parse = |body: &[u8], pairs: &[(&str, &str)]| {
+            DeleteOptions::parse(body, &query(pairs)).map(|o| o.propagation)
+        };
+        assert_eq!(parse(b"", &[]), Ok(None));
+        assert_eq!(
+            parse(b"", &[("propagationPolicy", "Foreground")]),
+            Ok(Some(Propagation::Foreground))
+        );
+        assert_eq!(
+            parse(br#"{"propagationPolicy":"Orphan"}"#, &[]),
+            Ok(Some(Propagation::Orphan))
+        );
+        assert_eq!(
+            parse(br#"{"orphanDependents":true}"#, &[]),
+            Ok(Some(Propagation::Orphan))
+        );
+        assert_eq!(
+            parse(b"", &[("orphanDependents", "false")]),
+            Ok(Some(Propagation::Background))
+        );
+        assert_eq!(
+            parse(b"", &[("orphanDependents", "maybe")]).map_err(|e| e.code),
+            Err(400)
+        );
+    }
+
+    #[test]
+    fn propagation_sets_its_finalizer_and_drops_the_other() {
+        let mut object = json!({"metadata": {"finalizers": ["example.com/keep", "orphan"]}});
+        assert!(Propagation::Foreground.set_finalizers(&mut object));
+        assert_eq!(
+            object["metadata"]["finalizers"],
+            json!(["example.com/keep", "foregroundDeletion"])
+        );
+        assert!(!Propagation::Foreground.set_finalizers(&mut object));
+        assert!(Propagation::Background.set_finalizers(&mut object));
+        assert_eq!(
+            object["metadata"]["finalizers"],
+            json!(["example.com/keep"])
+        );
+        let mut bare = json!({"metadata": {}});
+        assert!(!Propagation::Background.set_finalizers(&mut bare));
+        assert!(bare["metadata"].get("finalizers").is_none());
+        assert!(Propagation::Orphan.set_finalizers(&mut bare));
+        assert_eq!(bare["metadata"]["finalizers"], json!(["orphan"]));
     }
 
     #[test]

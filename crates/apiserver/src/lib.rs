@@ -35,6 +35,7 @@ use http_body_util::BodyExt;
 use serde_json::json;
 
 pub use nodes::NodeClient;
+pub use pods::PodAdmission;
 pub use serve::{identity_from_certificate, serve};
 pub use services::{Ipv4Cidr, ServiceRanges, parse_port_range};
 
@@ -53,6 +54,8 @@ pub struct ApiConfig {
     pub advertise: SocketAddr,
     /// How this server calls node agents (logs); `None`: it does not.
     pub nodes: Option<NodeClient>,
+    /// What new pods are given.
+    pub pod_admission: PodAdmission,
 }
 
 /// The API server's state, shared by every connection.
@@ -247,6 +250,7 @@ impl Api {
                     user_agent,
                     services: &self.config.services,
                     nodes: self.config.nodes.as_ref(),
+                    pod_admission: self.config.pod_admission,
                     metrics: &self.metrics,
                     resource,
                     custom,

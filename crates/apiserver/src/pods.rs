@@ -358,6 +358,69 @@ fn set_condition(pod: &mut Value, kind: &str) {
     }
 }
 
+/// What the API server adds to every new pod, as upstream's admission plugins do: the `default`
+/// ServiceAccount when it names none (ServiceAccount), and tolerations of the not-ready and unreachable
+/// NoExecute taints for a while (DefaultTolerationSeconds), so that pods of a node that stops answering are
+/// evicted after that time rather than at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PodAdmission {
+    /// Seconds a pod tolerates `node.kubernetes.io/not-ready:NoExecute` (kube-apiserver's 300).
+    pub not_ready_toleration_seconds: i64,
+    /// Seconds a pod tolerates `node.kubernetes.io/unreachable:NoExecute` (kube-apiserver's 300).
+    pub unreachable_toleration_seconds: i64,
+}
+
+impl Default for PodAdmission {
+    fn default() -> Self {
+        PodAdmission {
+            not_ready_toleration_seconds: 300,
+            unreachable_toleration_seconds: 300,
+        }
+    }
+}
+
+impl PodAdmission {
+    pub(crate) fn admit(&self, pod: &mut Value) {
+        let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
+            return;
+        };
+        let unnamed = spec
+            .get("serviceAccountName")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty);
+        if unnamed {
+            spec.insert("serviceAccountName".into(), json!("default"));
+        }
+        let tolerations = spec.entry("tolerations").or_insert_with(|| json!([]));
+        let Some(tolerations) = tolerations.as_array_mut() else {
+            return;
+        };
+        for (key, seconds) in [
+            (
+                "node.kubernetes.io/not-ready",
+                self.not_ready_toleration_seconds,
+            ),
+            (
+                "node.kubernetes.io/unreachable",
+                self.unreachable_toleration_seconds,
+            ),
+        ] {
+            // A toleration the pod has of the taint (or of every NoExecute taint) is kept as it is.
+            let tolerated = tolerations.iter().any(|t| {
+                let effect = t.get("effect").and_then(Value::as_str).unwrap_or_default();
+                let own_key = t.get("key").and_then(Value::as_str).unwrap_or_default();
+                let exists = t.get("operator").and_then(Value::as_str) == Some("Exists");
+                (effect.is_empty() || effect == "NoExecute")
+                    && (own_key == key || (own_key.is_empty() && exists))
+            });
+            if !tolerated {
+                tolerations.push(json!({"key": key, "operator": "Exists",
+                    "effect": "NoExecute", "tolerationSeconds": seconds}));
+            }
+        }
+    }
+}
+
 /// What a new pod's status is, whatever the client sent: Pending, with its QoS class (as upstream's
 /// PrepareForCreate).
 pub(crate) fn initial_status(pod: &mut Value) {

@@ -44,6 +44,7 @@ pub(crate) struct Call<'a> {
     pub(crate) services: &'a ServiceRanges,
     /// How to call node agents (logs).
     pub(crate) nodes: Option<&'a crate::NodeClient>,
+    pub(crate) pod_admission: crate::PodAdmission,
     pub(crate) metrics: &'a Arc<crate::metrics::Metrics>,
     pub(crate) resource: &'static ResourceType,
     /// What the CRD says, for a custom resource.
@@ -659,6 +660,7 @@ impl Call<'_> {
         objects::normalize(group, kind, &mut object)?;
         if (group, kind) == ("", "Pod") {
             crate::pods::initial_status(&mut object);
+            self.pod_admission.admit(&mut object);
         }
         if (group, kind) == ("batch", "Job") {
             validate::generate_job_selector(&mut object);
@@ -1020,15 +1022,26 @@ impl Call<'_> {
             } else {
                 None
             };
+            // Orphan and foreground propagation are finalizers the garbage collector serves.
+            let propagation_changed = options
+                .propagation
+                .is_some_and(|p| p.set_finalizers(&mut object));
             let deleted = if let Some(grace) = grace {
-                if !deletion::start_graceful_deletion(&mut object, grace, SystemTime::now()) {
+                if !deletion::start_graceful_deletion(&mut object, grace, SystemTime::now())
+                    && !propagation_changed
+                {
                     return Ok(object);
                 }
                 self.write_back(name, &mut object, current.mod_revision)
                     .await?
             } else if objects::has_finalizers(&object) {
                 // Finalizers hold the object: mark it for deletion; whoever owns a finalizer removes it.
-                if !mark_deleted(&mut object)? {
+                let mut changed = mark_deleted(&mut object)? | propagation_changed;
+                if is_pod {
+                    // A pod that has stopped (or never ran) waits for its finalizers only.
+                    changed |= deletion::end_grace_period(&mut object);
+                }
+                if !changed {
                     return Ok(object);
                 }
                 self.write_back(name, &mut object, current.mod_revision)

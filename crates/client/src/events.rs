@@ -32,6 +32,17 @@ pub struct Involved {
     pub uid: String,
 }
 
+impl Involved {
+    /// Where events about the object go: its namespace, or `default` for a cluster-scoped one (as upstream).
+    pub fn event_namespace(&self) -> &str {
+        if self.namespace.is_empty() {
+            "default"
+        } else {
+            &self.namespace
+        }
+    }
+}
+
 /// One event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
@@ -83,7 +94,7 @@ pub fn to_json(
     json!({
         "apiVersion": "v1",
         "kind": "Event",
-        "metadata": {"name": name, "namespace": o.namespace},
+        "metadata": {"name": name, "namespace": o.event_namespace()},
         "involvedObject": {"apiVersion": o.api_version, "kind": o.kind, "name": o.name,
             "namespace": o.namespace, "uid": o.uid},
         "reason": event.reason,
@@ -133,7 +144,7 @@ async fn write(client: Client, component: &'static str, mut events: mpsc::Receiv
         let Ok(permit) = permits.clone().acquire_owned().await else {
             return;
         };
-        let api: Api<KubeEvent> = Api::namespaced(client.clone(), &event.object.namespace);
+        let api: Api<KubeEvent> = Api::namespaced(client.clone(), event.object.event_namespace());
         tokio::spawn(async move {
             let _permit = permit;
             if repeat {

@@ -1,24 +1,45 @@
 //! The controllers inside `gantry server`: one module per controller ([`replicaset`], [`deployment`],
-//! [`daemonset`], [`statefulset`], [`job`], [`cronjob`]) and the garbage collector of dependents by
-//! `ownerReferences` ([`gc`]). Each is one task that owns its state, fed by kube-rs watchers (which relist on
+//! [`daemonset`], [`statefulset`], [`job`], [`cronjob`], [`nodelifecycle`], [`serviceaccount`], [`endpoints`], [`endpointslice`]) and the
+//! garbage collector of dependents by `ownerReferences` ([`gc`]). Each is one task that owns its state, fed by kube-rs watchers (which relist on
 //! their own after errors), and level-triggered: it reconciles what it is given from what the watches show,
 //! so a restarted server converges to the same state.
 
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
+pub mod endpoints;
+pub mod endpointslice;
 pub mod expectations;
 pub mod gc;
 pub mod job;
+pub mod nodelifecycle;
 pub mod pods;
 pub mod queue;
 pub mod replicaset;
+pub mod serviceaccount;
 pub mod statefulset;
+
+use std::time::Duration;
 
 use gantry_client::Client;
 
+/// What can be set of the controllers (`gantry server` flags).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How long a node may stay silent before it is marked Unknown (`--node-monitor-grace-period`).
+    pub node_monitor_grace_period: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            node_monitor_grace_period: Duration::from_secs(50),
+        }
+    }
+}
+
 /// Runs every controller until their watches end (they do not: they retry on their own).
-pub async fn run(client: Client) {
+pub async fn run(client: Client, settings: Settings) {
     tokio::join!(
         replicaset::run(client.clone()),
         deployment::run(client.clone()),
@@ -26,6 +47,10 @@ pub async fn run(client: Client) {
         statefulset::run(client.clone()),
         job::run(client.clone()),
         cronjob::run(client.clone()),
+        nodelifecycle::run(client.clone(), settings.node_monitor_grace_period),
+        serviceaccount::run(client.clone()),
+        endpoints::run(client.clone()),
+        endpointslice::run(client.clone()),
         gc::run(client),
     );
 }

@@ -118,9 +118,16 @@ struct AgentArgs {
     /// Where the agent keeps its state.
     #[arg(long, default_value = "/var/lib/gantry-agent")]
     data_dir: PathBuf,
-    /// The Node's name (default: the host name).
+    /// The Node's name (default: the host name); with --simulate, the simulated nodes' prefix (default "sim").
     #[arg(long)]
     node_name: Option<String>,
+    /// Register this many simulated nodes instead of this machine (scale tests, like KWOK): they renew their
+    /// Leases and report the pods bound to them Running and Ready without running anything.
+    #[arg(long, default_value_t = 0)]
+    simulate: usize,
+    /// Pods each simulated node takes.
+    #[arg(long, default_value_t = gantry_agent::node::MAX_PODS)]
+    simulate_max_pods: u32,
     /// This machine's address in the cluster (default: the address of the interface of the default route).
     #[arg(long)]
     node_ip: Option<IpAddr>,
@@ -143,6 +150,10 @@ struct AgentArgs {
     /// The cluster's DNS domain (pods' search paths).
     #[arg(long, default_value = "cluster.local")]
     cluster_domain: String,
+    /// How long the node's Lease is valid without renewal; it is renewed every quarter of it (the
+    /// kubelet's nodeLeaseDurationSeconds). Keep it below the server's --node-monitor-grace-period.
+    #[arg(long, default_value_t = gantry_agent::node::LEASE_DURATION_SECONDS)]
+    node_lease_duration_seconds: u32,
 }
 
 /// `--cluster-dns`: an address, or none (`""`, `none`).
@@ -185,9 +196,19 @@ struct ServerArgs {
     /// Do not run the scheduler in the server process (pods without a node then stay Pending).
     #[arg(long)]
     disable_scheduler: bool,
-    /// Do not run the controllers (ReplicaSet, garbage collector) in the server process.
+    /// Do not run the controllers (workloads, garbage collector, node lifecycle) in the server process.
     #[arg(long)]
     disable_controllers: bool,
+    /// How long a node may go without renewing its Lease or posting its status before it is marked
+    /// Unknown (unreachable) and tainted, as kube-controller-manager's flag (e.g. 50s, 1m, 500ms).
+    #[arg(long, default_value = "50s", value_parser = parse_duration)]
+    node_monitor_grace_period: std::time::Duration,
+    /// Seconds new pods tolerate `node.kubernetes.io/not-ready:NoExecute` before eviction (kube-apiserver's flag).
+    #[arg(long, default_value_t = 300)]
+    default_not_ready_toleration_seconds: i64,
+    /// Seconds new pods tolerate `node.kubernetes.io/unreachable:NoExecute` before eviction (kube-apiserver's flag).
+    #[arg(long, default_value_t = 300)]
+    default_unreachable_toleration_seconds: i64,
     /// Seconds between compactions of the store's history (as kube-apiserver's
     /// --etcd-compaction-interval); 0 turns compaction off.
     #[arg(long, default_value_t = 300)]
@@ -222,6 +243,10 @@ struct ServerArgs {
     /// The cluster's DNS domain (pods' search paths).
     #[arg(long, default_value = "cluster.local")]
     cluster_domain: String,
+    /// How long the node's Lease is valid without renewal; it is renewed every quarter of it (the
+    /// kubelet's nodeLeaseDurationSeconds). Keep it below the server's --node-monitor-grace-period.
+    #[arg(long, default_value_t = gantry_agent::node::LEASE_DURATION_SECONDS)]
+    node_lease_duration_seconds: u32,
 }
 
 fn main() -> ExitCode {
@@ -308,6 +333,10 @@ async fn server(args: ServerArgs) -> Result<(), String> {
         },
         advertise: SocketAddr::new(node_ip, local.port()),
         nodes: Some(node_client(&pki)?),
+        pod_admission: gantry_apiserver::PodAdmission {
+            not_ready_toleration_seconds: args.default_not_ready_toleration_seconds,
+            unreachable_toleration_seconds: args.default_unreachable_toleration_seconds,
+        },
     };
     let api = Arc::new(
         gantry_apiserver::Api::start(store, tokens, config)
@@ -326,7 +355,10 @@ async fn server(args: ServerArgs) -> Result<(), String> {
         tokio::spawn(gantry_scheduler::run(own_client()?));
     }
     if !args.disable_controllers {
-        tokio::spawn(gantry_controllers::run(own_client()?));
+        let settings = gantry_controllers::Settings {
+            node_monitor_grace_period: args.node_monitor_grace_period,
+        };
+        tokio::spawn(gantry_controllers::run(own_client()?, settings));
     }
     if !args.disable_agent {
         let client = own_client()?;
@@ -341,6 +373,7 @@ async fn server(args: ServerArgs) -> Result<(), String> {
             ca_pem: pki.ca_cert_pem().as_bytes().to_vec(),
             cluster_dns,
             cluster_domain: args.cluster_domain,
+            lease_duration_seconds: args.node_lease_duration_seconds,
         };
         let host = gantry_agent::open_host(&config).map_err(|e| {
             format!("cannot start the node agent: {e} (or run the control plane alone with --disable-agent)")
@@ -363,6 +396,22 @@ async fn agent(args: AgentArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot read {}: {e}", args.ca_file.display()))?;
     let client =
         gantry_client::connect(&args.server, &ca, &args.token).map_err(|e| e.to_string())?;
+    if args.simulate > 0 {
+        let options = gantry_simulator::Options {
+            nodes: args.simulate,
+            prefix: args.node_name.unwrap_or_else(|| "sim".to_owned()),
+            max_pods: args.simulate_max_pods,
+            lease_duration_seconds: args.node_lease_duration_seconds,
+        };
+        println!(
+            "gantry agent simulating {} nodes ({}-0 …) joining {}",
+            options.nodes, options.prefix, args.server
+        );
+        tokio::select! {
+            () = gantry_simulator::run(client, options) => return Ok(()),
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
+    }
     std::fs::create_dir_all(&args.data_dir)
         .map_err(|e| format!("cannot create {}: {e}", args.data_dir.display()))?;
     let config = AgentConfig {
@@ -378,6 +427,7 @@ async fn agent(args: AgentArgs) -> Result<(), String> {
         ca_pem: ca,
         cluster_dns: args.cluster_dns.0,
         cluster_domain: args.cluster_domain,
+        lease_duration_seconds: args.node_lease_duration_seconds,
     };
     let host = gantry_agent::open_host(&config)
         .map_err(|e| format!("cannot start the node agent: {e}"))?;
@@ -494,6 +544,26 @@ fn client_address(listen: SocketAddr) -> SocketAddr {
     }
 }
 
+/// A duration as Go writes them for Kubernetes' flags, in one unit: `50s`, `1m`, `500ms`, `2h` (a bare
+/// number is seconds).
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration such as 50s, 1m or 500ms"))?;
+    let millis = match unit {
+        "ms" => 1,
+        "" | "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => return Err(format!("{text:?}: the unit must be ms, s, m or h")),
+    };
+    Ok(std::time::Duration::from_millis(number * millis))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -506,6 +576,23 @@ mod tests {
             Command::Server(args) => args,
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn durations_read_as_go_writes_them() {
+        use std::time::Duration;
+        assert_eq!(parse_duration("50s"), Ok(Duration::from_secs(50)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("5d").is_err());
+        assert!(parse_duration("s").is_err());
+        let args = server(&["--node-monitor-grace-period", "4s"]);
+        assert_eq!(args.node_monitor_grace_period, Duration::from_secs(4));
+        assert_eq!(
+            server(&[]).node_monitor_grace_period,
+            Duration::from_secs(50)
+        );
     }
 
     fn agent(flags: &[&str]) -> AgentArgs {

@@ -2,8 +2,8 @@
 //! 1.33 and pods run as real containers by the server's own agent (placed there by the scheduler). A
 //! ReplicaSet keeps its pods (a deleted one is replaced, scaling down deletes the surplus), writes its
 //! status, adopts orphans its selector matches; deleting it deletes its pods (background propagation), and an
-//! owner deleted with the `orphan` finalizer leaves its pods without their ownerReference. A restarted
-//! server converges with no duplicate pods.
+//! owner deleted with `--cascade=orphan` leaves its pods without their ownerReference, and with
+//! `--cascade=foreground` goes only after its pods. A restarted server converges with no duplicate pods.
 
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)] // test code: failed unwraps fail the test; blocking sleeps are fine here
 
@@ -220,8 +220,9 @@ fn a_replicaset_keeps_its_pods_and_they_go_with_it() {
         <[Value]>::is_empty,
     );
 
-    // An owner deleted with the orphan finalizer leaves its pods, without their ownerReference ...
-    apply_replicaset(&server, "keep", 2, "  finalizers: [orphan]\n");
+    // An owner deleted with `--cascade=orphan` (the API server gives it the orphan finalizer) leaves its
+    // pods, without their ownerReference ...
+    apply_replicaset(&server, "keep", 2, "");
     let kept = pods_until(&server, "keep", minute, "2 running", |p| {
         p.len() == 2 && p.iter().all(running)
     });
@@ -267,14 +268,25 @@ fn a_replicaset_keeps_its_pods_and_they_go_with_it() {
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(pods(&server, "keep").len(), 2);
 
-    ok(KUBECTL, &server, &["delete", "rs", "keep", "--timeout=30s"]);
-    pods_until(
+    // Foreground propagation: the ReplicaSet stays (foregroundDeletion finalizer) until its pods are gone,
+    // so once kubectl has seen it go, no pod is left.
+    ok(
+        KUBECTL,
         &server,
-        "keep",
-        minute,
-        "deleted with their ReplicaSet",
-        <[Value]>::is_empty,
+        &[
+            "delete",
+            "rs",
+            "keep",
+            "--cascade=foreground",
+            "--timeout=60s",
+        ],
     );
+    assert!(
+        !kubectl(KUBECTL, &server, &["get", "rs", "keep"])
+            .status
+            .success()
+    );
+    assert_eq!(pods(&server, "keep"), Vec::<Value>::new());
 }
 
 #[test]

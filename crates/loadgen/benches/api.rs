@@ -16,15 +16,16 @@
 
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)] // a bench binary: failures end the run
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+#[path = "support/server.rs"]
+mod server;
+
+use std::path::PathBuf;
+use std::time::Duration;
 
 use gantry_loadgen::stats::ms;
 use gantry_loadgen::workloads::Kind;
-use gantry_loadgen::{Client, Options, Session, Target};
-use http::Method;
+use gantry_loadgen::{Options, Session};
+use server::{Server, median};
 
 struct Args {
     gantry: PathBuf,
@@ -57,106 +58,13 @@ fn args() -> Args {
             _ => {} // `cargo bench` passes --bench
         }
     }
-    let gantry = gantry.unwrap_or_else(|| {
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-        target.join("release/gantry")
-    });
-    assert!(
-        gantry.exists(),
-        "{} is missing: run `cargo build --release -p gantry` first (or pass --gantry PATH)",
-        gantry.display()
-    );
+    let gantry = server::gantry_binary(gantry);
     Args {
         gantry,
         starts,
         rss_objects,
         options,
     }
-}
-
-/// A `gantry server` process on a free loopback port with an empty data directory; killed on drop.
-struct Server {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-    spawned: Instant,
-}
-
-impl Server {
-    fn spawn(gantry: &Path) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let spawned = Instant::now();
-        let child = Command::new(gantry)
-            .args(["server", "--disable-agent", "--listen"])
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--data-dir")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        Server {
-            child,
-            port,
-            dir,
-            spawned,
-        }
-    }
-
-    /// Polls `/readyz` (a new connection each try, 1 ms apart) until a 200; the time since spawn.
-    async fn ready(&self) -> Duration {
-        let probe = Target::insecure("127.0.0.1", self.port);
-        let deadline = self.spawned + Duration::from_secs(30);
-        loop {
-            if let Ok(client) = Client::connect(&probe, 1).await
-                && let Ok((status, _)) = client
-                    .send(None, Method::GET, "/readyz", "text/plain", None)
-                    .await
-                && status == http::StatusCode::OK
-            {
-                return self.spawned.elapsed();
-            }
-            assert!(Instant::now() < deadline, "no 200 on /readyz within 30 s");
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-    }
-
-    fn target(&self) -> Target {
-        Target::from_kubeconfig(&self.dir.path().join("kubeconfig")).unwrap()
-    }
-
-    /// (VmRSS, VmHWM) in MiB.
-    fn memory(&self) -> (f64, f64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-                .unwrap()
-                / 1024.0
-        };
-        (field("VmRSS:"), field("VmHWM:"))
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
 }
 
 #[tokio::main]

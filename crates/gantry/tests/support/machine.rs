@@ -61,6 +61,11 @@ impl Machine {
     /// Joins `server` as the node `name`: imports the busybox test image into a data directory of its own
     /// and starts `gantry agent` in the namespace. The agent runs until [`Agent::stop`] or drop.
     pub(crate) fn join(&self, server: &Server, name: &str) -> Agent {
+        self.join_with(server, name, &[])
+    }
+
+    /// [`join`](Self::join) with more `gantry agent` flags.
+    pub(crate) fn join_with(&self, server: &Server, name: &str, flags: &[&str]) -> Agent {
         let out = Command::new(env!("CARGO_BIN_EXE_gantry"))
             .args(["token", "create", "--data-dir"])
             .arg(server.dir.path())
@@ -80,7 +85,7 @@ impl Machine {
             .unwrap();
         assert!(imported.success());
         let n = self.n;
-        let command = vec![
+        let mut command = vec![
             // nsenter changes the network namespace only (`ip netns exec` would also hide the cgroup mounts).
             format!("--net=/run/netns/{}", self.netns()),
             env!("CARGO_BIN_EXE_gantry").to_owned(),
@@ -102,6 +107,7 @@ impl Machine {
             "--data-dir".to_owned(),
             data.display().to_string(),
         ];
+        command.extend(flags.iter().map(|f| f.to_string()));
         let mut agent = Agent {
             command,
             data,
