@@ -1,8 +1,8 @@
 //! Events that the control plane's components (the scheduler, the controllers) write about objects, as
 //! `kubectl describe` shows them ("From: default-scheduler"). Recording never blocks: events go on a bounded
 //! queue (dropped when it is full) to one task that writes them, several at a time. Repeats of an event
-//! (same object, reason and message) patch the first one's `count` and `lastTimestamp`, as client-go's
-//! correlator does.
+//! (same object, reason and message) patch the first one's `count` and `lastTimestamp`, and many similar
+//! events (same object and reason, other messages) are combined into one, as client-go's correlator does.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -109,20 +109,69 @@ pub fn to_json(
     })
 }
 
+/// (uid, reason, message) → (event name, count, first timestamp).
 type Seen = HashMap<(String, &'static str, String), (String, u32, String)>;
 
+/// Distinct messages of one object's events of one reason before they are combined (client-go's
+/// `maxEvents` of its EventAggregator).
+const SIMILAR_BEFORE_COMBINED: usize = 10;
+/// How long the messages of similar events are remembered (client-go's aggregation interval).
+const SIMILAR_WINDOW: std::time::Duration = std::time::Duration::from_secs(600);
+/// What a combined event's message starts with (client-go's).
+const COMBINED: &str = "(combined from similar events): ";
+
+/// Similar events (one object, one reason, one type, any message), as client-go's EventAggregator groups
+/// them: after [`SIMILAR_BEFORE_COMBINED`] distinct messages within [`SIMILAR_WINDOW`], the next ones update
+/// one combined event instead of each making its own (a ReplicaSet's "Created pod: …" events, for example).
+#[derive(Default)]
+struct Similar {
+    groups: HashMap<
+        (String, &'static str, bool),
+        (std::time::Instant, std::collections::HashSet<String>),
+    >,
+}
+
+impl Similar {
+    /// Whether `event` is to be combined with its similar events.
+    fn combine(&mut self, event: &Event) -> bool {
+        if self.groups.len() >= CORRELATED {
+            self.groups.clear();
+        }
+        let now = std::time::Instant::now();
+        let group = self
+            .groups
+            .entry((event.object.uid.clone(), event.reason, event.warning))
+            .or_insert_with(|| (now, Default::default()));
+        if now.duration_since(group.0) > SIMILAR_WINDOW {
+            *group = (now, Default::default());
+        }
+        if group.1.contains(&event.message) {
+            return false;
+        }
+        if group.1.len() < SIMILAR_BEFORE_COMBINED {
+            group.1.insert(event.message.clone());
+            return false;
+        }
+        true
+    }
+}
+
 async fn write(client: Client, component: &'static str, mut events: mpsc::Receiver<Event>) {
-    // (uid, reason, message) → (name, count, first)
     let mut seen: Seen = HashMap::new();
+    let mut similar = Similar::default();
     let mut last_suffix = 0u128;
     let permits = Arc::new(Semaphore::new(WRITERS));
-    while let Some(event) = events.recv().await {
+    while let Some(mut event) = events.recv().await {
         let now = now();
-        let key = (
-            event.object.uid.clone(),
-            event.reason,
-            event.message.clone(),
-        );
+        // A combined event is found again by an empty message: its own changes with each event.
+        let combined = similar.combine(&event);
+        let key_message = if combined {
+            event.message = format!("{COMBINED}{}", event.message);
+            String::new()
+        } else {
+            event.message.clone()
+        };
+        let key = (event.object.uid.clone(), event.reason, key_message);
         let (name, count, first, repeat) = match seen.get_mut(&key) {
             Some((name, count, first)) => {
                 *count += 1;
@@ -148,7 +197,7 @@ async fn write(client: Client, component: &'static str, mut events: mpsc::Receiv
         tokio::spawn(async move {
             let _permit = permit;
             if repeat {
-                let patch = json!({"count": count, "lastTimestamp": now});
+                let patch = json!({"count": count, "lastTimestamp": now, "message": event.message});
                 match api
                     .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
                     .await
@@ -173,5 +222,41 @@ async fn write(client: Client, component: &'static str, mut events: mpsc::Receiv
                 tracing::debug!(object = %event.object.name, "cannot write an event: {e}");
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(uid: &str, reason: &'static str, message: &str) -> Event {
+        Event {
+            object: Involved {
+                api_version: "apps/v1",
+                kind: "ReplicaSet",
+                namespace: "default".into(),
+                name: "web".into(),
+                uid: uid.into(),
+            },
+            warning: false,
+            reason,
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn similar_events_are_combined_after_ten_distinct_messages() {
+        let mut similar = Similar::default();
+        for i in 0..SIMILAR_BEFORE_COMBINED {
+            let created = event("u1", "SuccessfulCreate", &format!("Created pod: web-{i}"));
+            assert!(!similar.combine(&created), "{i}");
+        }
+        // A message seen before is a repeat, not a new similar one.
+        assert!(!similar.combine(&event("u1", "SuccessfulCreate", "Created pod: web-3")));
+        assert!(similar.combine(&event("u1", "SuccessfulCreate", "Created pod: web-10")));
+        assert!(similar.combine(&event("u1", "SuccessfulCreate", "Created pod: web-11")));
+        // Another reason or another object is not similar.
+        assert!(!similar.combine(&event("u1", "SuccessfulDelete", "Deleted pod: web-0")));
+        assert!(!similar.combine(&event("u2", "SuccessfulCreate", "Created pod: api-0")));
     }
 }

@@ -16,20 +16,25 @@ use std::time::Duration;
 use futures::StreamExt;
 use gantry_client::k8s_openapi::api::batch::v1::{CronJob, Job};
 use gantry_client::k8s_openapi::api::core::v1::ObjectReference;
-use gantry_client::k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use gantry_client::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use gantry_client::k8s_openapi::jiff::civil::{Date, DateTime};
 use gantry_client::k8s_openapi::jiff::tz::{AmbiguousOffset, TimeZone};
 use gantry_client::k8s_openapi::jiff::{Timestamp, ToSpan};
 use gantry_client::kube::api::{DeleteParams, Patch, PatchParams, PostParams, PropagationPolicy};
-use gantry_client::kube::runtime::{WatchStreamExt, watcher};
+use gantry_client::kube::runtime::watcher;
 use gantry_client::{Api, Client};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::api::{
+    api_message, controller_ref, involved, is_already_exists, is_not_found, key, namespace_of,
+    revision,
+};
+use crate::cache::watch_all;
 use crate::pods;
-use crate::queue::WorkQueue;
-use gantry_client::events::{Event, Involved, Recorder};
+use crate::queue::{Backoff, WorkQueue};
+use gantry_client::events::{Event, Recorder};
 
 /// The controller's name: the events' source.
 pub const COMPONENT: &str = "cronjob-controller";
@@ -531,32 +536,10 @@ pub fn most_recent_schedule_time(
 
 // ---- the controller -----------------------------------------------------------------------------------------
 
-fn key(namespace: &str, name: &str) -> String {
-    format!("{namespace}/{name}")
-}
-
-fn namespace_of(meta: &ObjectMeta) -> &str {
-    meta.namespace.as_deref().unwrap_or_default()
-}
-
-/// A resourceVersion as a number (Gantry's are store revisions), to keep the newest copy of an object.
-fn revision(meta: &ObjectMeta) -> u64 {
-    meta.resource_version
-        .as_deref()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 /// Runs the controller until its watches end (they do not: they retry on their own).
 pub async fn run(client: Client) {
-    let cron_jobs: Api<CronJob> = Api::all(client.clone());
-    let jobs: Api<Job> = Api::all(client.clone());
-    let mut cron_events = watcher(cron_jobs, watcher::Config::default())
-        .default_backoff()
-        .boxed();
-    let mut job_events = watcher(jobs, watcher::Config::default())
-        .default_backoff()
-        .boxed();
+    let mut cron_events = watch_all::<CronJob>(&client);
+    let mut job_events = watch_all::<Job>(&client);
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
     let mut controller = Controller::new(client, done_tx);
     loop {
@@ -599,7 +582,7 @@ struct Controller {
     /// Jobs by key.
     jobs: HashMap<String, Arc<Job>>,
     queue: WorkQueue<String>,
-    backoff: HashMap<String, u32>,
+    backoff: Backoff<String>,
     cron_listed: Option<HashSet<String>>,
     jobs_listed: Option<HashSet<String>>,
     cron_synced: bool,
@@ -622,7 +605,7 @@ impl Controller {
             cron_jobs: HashMap::new(),
             jobs: HashMap::new(),
             queue: WorkQueue::default(),
-            backoff: HashMap::new(),
+            backoff: Backoff::new(Duration::from_millis(100), MAX_BACKOFF),
             cron_listed: None,
             jobs_listed: None,
             cron_synced: false,
@@ -651,7 +634,8 @@ impl Controller {
                 }
                 let newer = self.cron_jobs.get(&k).is_none_or(|old| {
                     old.metadata.uid != cj.metadata.uid
-                        || revision(&cj.metadata) >= revision(&old.metadata)
+                        || revision(&cj.metadata).unwrap_or(0)
+                            >= revision(&old.metadata).unwrap_or(0)
                 });
                 if newer {
                     self.cron_jobs.insert(k.clone(), Arc::new(cj));
@@ -664,7 +648,7 @@ impl Controller {
                     cj.metadata.name.as_deref().unwrap_or_default(),
                 );
                 self.cron_jobs.remove(&k);
-                self.backoff.remove(&k);
+                self.backoff.reset(&k);
             }
             watcher::Event::InitDone => {
                 if let Some(listed) = self.cron_listed.take() {
@@ -759,40 +743,21 @@ impl Controller {
         if let Some(written) = done.written
             && let Some(current) = self.cron_jobs.get(&k)
             && current.metadata.uid == written.metadata.uid
-            && revision(&written.metadata) > revision(&current.metadata)
+            && revision(&written.metadata).unwrap_or(0) > revision(&current.metadata).unwrap_or(0)
         {
             self.cron_jobs.insert(k.clone(), Arc::new(written));
         }
         self.queue.done(&k);
         let now = Instant::now();
         if done.retry {
-            let failed = self.backoff.entry(k.clone()).or_default();
-            *failed = failed.saturating_add(1);
-            let delay = Duration::from_millis(100)
-                .saturating_mul(1 << (*failed).min(12))
-                .min(MAX_BACKOFF);
+            let delay = self.backoff.failed(&k);
             self.queue.add_after(k.clone(), delay, now);
         } else {
-            self.backoff.remove(&k);
+            self.backoff.reset(&k);
         }
         if let Some(requeue) = done.requeue {
             self.queue.add_after(k, requeue, now);
         }
-    }
-}
-
-fn is_not_found(e: &gantry_client::kube::Error) -> bool {
-    matches!(e, gantry_client::kube::Error::Api(s) if s.code == 404)
-}
-
-fn is_already_exists(e: &gantry_client::kube::Error) -> bool {
-    matches!(e, gantry_client::kube::Error::Api(s) if s.code == 409 && s.reason == "AlreadyExists")
-}
-
-fn api_message(e: &gantry_client::kube::Error) -> String {
-    match e {
-        gantry_client::kube::Error::Api(status) => status.message.clone(),
-        other => other.to_string(),
     }
 }
 
@@ -836,14 +801,7 @@ pub fn job_from_template(cron_job: &CronJob, scheduled: Timestamp, tz: &TimeZone
             namespace: cron_job.metadata.namespace.clone(),
             labels: meta.labels,
             annotations: Some(annotations),
-            owner_references: Some(vec![OwnerReference {
-                api_version: "batch/v1".into(),
-                kind: "CronJob".into(),
-                name,
-                uid: cron_job.metadata.uid.clone().unwrap_or_default(),
-                controller: Some(true),
-                block_owner_deletion: Some(true),
-            }]),
+            owner_references: Some(vec![controller_ref(cron_job)]),
             ..ObjectMeta::default()
         },
         spec: template.spec,
@@ -881,13 +839,7 @@ async fn sync(
 ) -> Done {
     let ns = namespace_of(&cron_job.metadata).to_owned();
     let name = cron_job.metadata.name.clone().unwrap_or_default();
-    let involved = Involved {
-        api_version: "batch/v1",
-        kind: "CronJob",
-        namespace: ns.clone(),
-        name: name.clone(),
-        uid: cron_job.metadata.uid.clone().unwrap_or_default(),
-    };
+    let involved = involved(&*cron_job);
     let record = |warning: bool, reason: &'static str, message: String| {
         events.record(Event {
             object: involved.clone(),

@@ -9,10 +9,10 @@
 //! history|undo ds/x`; pods carry the `controller-revision-hash` and `pod-template-generation` labels), pruned
 //! down to `revisionHistoryLimit`; the status is written through the status subresource when it changes.
 //!
-//! The task is built as the ReplicaSet controller's (see [`crate::statefulset::common`], shared with the
-//! StatefulSet controller): watches of DaemonSets, nodes, pods and ControllerRevisions (pods and revisions
-//! indexed by their controller's uid), a work queue of `namespace/name` keys, expectations, writes in tasks
-//! of their own.
+//! The task is built as the ReplicaSet controller's (with [`crate::cache`], [`crate::claims`] and
+//! [`crate::sync`], shared with the StatefulSet controller): watches of DaemonSets, nodes, pods and
+//! ControllerRevisions (pods and revisions indexed by their controller's uid), a work queue of
+//! `namespace/name` keys, expectations, writes in tasks of their own.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -23,24 +23,28 @@ use futures::future::join_all;
 use gantry_client::k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use gantry_client::k8s_openapi::api::core::v1::{
     Affinity, Node, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, Pod,
-    PodSpec, Taint, Toleration,
+    PodSpec, Toleration,
 };
 use gantry_client::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use gantry_client::k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use gantry_client::k8s_openapi::jiff::Timestamp;
 use gantry_client::kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use gantry_client::kube::runtime::{WatchStreamExt, watcher};
+use gantry_client::kube::runtime::watcher;
 use gantry_client::{Api, Client};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::pods;
-use crate::statefulset::common::{
-    self, Core, Done, Owned, Relist, Sets, api_message, is_not_found, key, namespace_of,
+use crate::api::{
+    api_message, controller_ref, count, involved, is_not_found, key, matches, namespace_of,
+    nonempty_selector,
 };
-use crate::statefulset::history;
-use gantry_client::events::{Event, Involved, Recorder};
+use crate::cache::{Owned, Relist, Sets, watch_all};
+use crate::history;
+use crate::pods;
+use crate::sync::{Core, Done, Prepare};
+use gantry_client::events::{Event, Recorder};
+use gantry_scheduler::plugins::tolerates;
 
 /// The controller's name: the events' source.
 pub const COMPONENT: &str = "daemonset-controller";
@@ -58,24 +62,10 @@ const FAILED_BACKOFF: (Duration, Duration) = (Duration::from_secs(1), Duration::
 
 /// Runs the controller until its watches end (they do not: they retry on their own).
 pub async fn run(client: Client) {
-    let mut set_events = watcher(
-        Api::<DaemonSet>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .boxed();
-    let mut node_events = watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
-        .default_backoff()
-        .boxed();
-    let mut pod_events = watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
-        .default_backoff()
-        .boxed();
-    let mut revision_events = watcher(
-        Api::<ControllerRevision>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .boxed();
+    let mut set_events = watch_all::<DaemonSet>(&client);
+    let mut node_events = watch_all::<Node>(&client);
+    let mut pod_events = watch_all::<Pod>(&client);
+    let mut revision_events = watch_all::<ControllerRevision>(&client);
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
     let mut controller = Controller::new(client, done_tx);
     loop {
@@ -152,32 +142,6 @@ pub fn daemon_tolerations(spec: &mut PodSpec) {
             Some(existing) => *existing = want,
             None => tolerations.push(want),
         }
-    }
-}
-
-/// Whether `toleration` tolerates `taint` (upstream's `ToleratesTaint`).
-pub fn tolerates(toleration: &Toleration, taint: &Taint) -> bool {
-    if toleration
-        .effect
-        .as_deref()
-        .is_some_and(|e| !e.is_empty() && e != taint.effect)
-    {
-        return false;
-    }
-    if toleration
-        .key
-        .as_deref()
-        .is_some_and(|k| !k.is_empty() && k != taint.key)
-    {
-        return false;
-    }
-    match toleration.operator.as_deref() {
-        None | Some("" | "Equal") => {
-            toleration.value.as_deref().unwrap_or_default()
-                == taint.value.as_deref().unwrap_or_default()
-        }
-        Some("Exists") => true,
-        Some(_) => false,
     }
 }
 
@@ -324,13 +288,6 @@ pub fn pin_to_node(affinity: Option<Affinity>, node: &str) -> Affinity {
 
 // ---- What to do on each node --------------------------------------------------------------------------------
 
-fn phase(pod: &Pod) -> &str {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.phase.as_deref())
-        .unwrap_or_default()
-}
-
 fn name(pod: &Pod) -> String {
     pod.metadata.name.clone().unwrap_or_default()
 }
@@ -341,7 +298,7 @@ fn created(pod: &Pod) -> Option<Timestamp> {
 
 /// Oldest first; of the same age, the one further along (upstream's `podByCreationTimestampAndPhase`).
 fn oldest_first(pods: &mut [&Pod]) {
-    let rank = |p: &Pod| match phase(p) {
+    let rank = |p: &Pod| match pods::phase(p) {
         "Running" => 0,
         "Pending" => 1,
         _ => 2,
@@ -404,7 +361,7 @@ pub fn manage(
                 if pod.metadata.deletion_timestamp.is_some() {
                     continue;
                 }
-                match phase(pod) {
+                match pods::phase(pod) {
                     "Failed" if in_backoff(node) => out.backing_off.push(node.clone()),
                     "Failed" => {
                         out.failed.push((name(pod), node.clone()));
@@ -618,10 +575,6 @@ pub struct Status {
     pub observed_generation: Option<i64>,
 }
 
-fn count(n: usize) -> i32 {
-    i32::try_from(n).unwrap_or(i32::MAX)
-}
-
 pub fn status(
     fits: &BTreeMap<String, Fit>,
     on_nodes: &BTreeMap<String, Vec<&Pod>>,
@@ -717,7 +670,7 @@ pub fn new_pod(set: &DaemonSet, node: &str, hash: &str, generation: &str) -> Opt
             labels: Some(labels),
             annotations: meta.annotations,
             finalizers: meta.finalizers,
-            owner_references: Some(vec![common::controller_ref("DaemonSet", &set.metadata)]),
+            owner_references: Some(vec![controller_ref(set)]),
             ..ObjectMeta::default()
         },
         spec: Some(spec),
@@ -730,14 +683,7 @@ pub fn new_pod(set: &DaemonSet, node: &str, hash: &str, generation: &str) -> Opt
 /// What one sync writes.
 #[derive(Debug)]
 enum Step {
-    Claim {
-        adopt: Vec<Arc<Pod>>,
-        release: Vec<Arc<Pod>>,
-        adopt_revisions: Vec<Arc<ControllerRevision>>,
-        release_revisions: Vec<Arc<ControllerRevision>>,
-    },
-    CreateRevision(Box<ControllerRevision>),
-    Renumber(String, i64),
+    Prepare(Prepare),
     Sync {
         create: Vec<Pod>,
         delete: Vec<Arc<Pod>>,
@@ -886,8 +832,8 @@ impl Controller {
             .filter(|(_, s)| {
                 s.spec
                     .as_ref()
-                    .and_then(|spec| common::selector_of(&spec.selector))
-                    .is_some_and(|sel| common::matches(&sel, meta.labels.as_ref()))
+                    .and_then(|spec| nonempty_selector(&spec.selector))
+                    .is_some_and(|sel| matches(&sel, meta.labels.as_ref()))
             })
             .map(|(k, _)| k.clone())
             .collect();
@@ -1002,7 +948,7 @@ impl Controller {
         let uid = set.metadata.uid.clone()?;
         let set_name = set.metadata.name.clone()?;
         let ns = namespace_of(&set.metadata).to_owned();
-        let Some(selector) = common::selector_of(&spec.selector) else {
+        let Some(selector) = nonempty_selector(&spec.selector) else {
             tracing::warn!(daemonset = %k, "invalid or empty selector");
             return None;
         };
@@ -1019,8 +965,7 @@ impl Controller {
         };
 
         // Claims.
-        let selected =
-            |labels: Option<&BTreeMap<String, String>>| common::matches(&selector, labels);
+        let selected = |labels: Option<&BTreeMap<String, String>>| matches(&selector, labels);
         let (mut owned, mut release) = (Vec::new(), Vec::new());
         for pod in self.pods.owned_by(&uid) {
             if selected(pod.metadata.labels.as_ref()) {
@@ -1056,12 +1001,12 @@ impl Controller {
             || !adopt_revisions.is_empty()
             || !release_revisions.is_empty()
         {
-            return work(Step::Claim {
+            return work(Step::Prepare(Prepare::Claim {
                 adopt,
                 release,
                 adopt_revisions,
                 release_revisions,
-            });
+            }));
         }
 
         // History.
@@ -1070,20 +1015,21 @@ impl Controller {
         let current = match history::plan(&revisions, &data) {
             history::Plan::Current(r) => r,
             history::Plan::Renumber(r, n) => {
-                return work(Step::Renumber(
+                return work(Step::Prepare(Prepare::Renumber(
                     r.metadata.name.clone().unwrap_or_default(),
                     n,
-                ));
+                )));
             }
             history::Plan::Create(n) => {
-                return work(Step::CreateRevision(Box::new(history::new_revision(
-                    "DaemonSet",
-                    &set.metadata,
-                    &spec.template,
-                    data,
-                    n,
-                    collision_count,
-                    history::HASH_LABEL,
+                return work(Step::Prepare(Prepare::CreateRevision(Box::new(
+                    history::new_revision(
+                        &*set,
+                        &spec.template,
+                        data,
+                        n,
+                        collision_count,
+                        history::HASH_LABEL,
+                    ),
                 ))));
             }
         };
@@ -1119,7 +1065,7 @@ impl Controller {
             .collect();
         let mut on_nodes: BTreeMap<String, Vec<&Pod>> = BTreeMap::new();
         for pod in &owned {
-            let terminal = matches!(phase(pod), "Failed" | "Succeeded");
+            let terminal = matches!(pods::phase(pod), "Failed" | "Succeeded");
             if terminal && pod.metadata.deletion_timestamp.is_some() {
                 continue;
             }
@@ -1271,13 +1217,7 @@ impl Work {
         let set = &self.set;
         let ns = namespace_of(&set.metadata).to_owned();
         let set_name = set.metadata.name.clone().unwrap_or_default();
-        let involved = Involved {
-            api_version: "apps/v1",
-            kind: "DaemonSet",
-            namespace: ns.clone(),
-            name: set_name.clone(),
-            uid: set.metadata.uid.clone().unwrap_or_default(),
-        };
+        let involved = involved(&**set);
         let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
         let sets: Api<DaemonSet> = Api::namespaced(client.clone(), &ns);
         let revisions: Api<ControllerRevision> = Api::namespaced(client.clone(), &ns);
@@ -1286,77 +1226,15 @@ impl Work {
             ..Done::default()
         };
         match self.step {
-            Step::Claim {
-                adopt,
-                release,
-                adopt_revisions,
-                release_revisions,
-            } => {
-                done.again = true;
-                let owner = common::controller_ref("DaemonSet", &set.metadata);
-                let (adopt, adopt_revisions) = if adopt.is_empty() && adopt_revisions.is_empty() {
-                    (adopt, adopt_revisions)
-                } else {
-                    match sets.get(&set_name).await {
-                        Ok(fresh)
-                            if fresh.metadata.uid == set.metadata.uid
-                                && fresh.metadata.deletion_timestamp.is_none() =>
-                        {
-                            (adopt, adopt_revisions)
-                        }
-                        Ok(_) => (Vec::new(), Vec::new()),
-                        Err(e) if is_not_found(&e) => (Vec::new(), Vec::new()),
-                        Err(e) => {
-                            tracing::debug!(daemonset = %self.key, "cannot read before adopting: {e}");
-                            done.retry = true;
-                            (Vec::new(), Vec::new())
-                        }
-                    }
-                };
-                let pods_ok = common::claim(&pods, &owner, &adopt, &release).await;
-                let revisions_ok =
-                    common::claim(&revisions, &owner, &adopt_revisions, &release_revisions).await;
-                done.retry |= !(pods_ok && revisions_ok);
-            }
-            Step::CreateRevision(revision) => match history::create(&revisions, &revision).await {
-                Ok(created) => {
-                    done.revisions.push(created);
-                    done.again = true;
-                }
-                Err(history::WriteError::Collision) => {
-                    let count = set
-                        .status
-                        .as_ref()
-                        .and_then(|s| s.collision_count)
-                        .unwrap_or(0);
-                    let patch = json!({"status": {"collisionCount": count + 1}});
-                    match sets
-                        .patch_status(&set_name, &PatchParams::default(), &Patch::Merge(&patch))
-                        .await
-                    {
-                        Ok(_) => done.again = true,
-                        Err(e) => {
-                            tracing::debug!(daemonset = %self.key, "cannot count a collision: {e}");
-                            done.retry = true;
-                        }
-                    }
-                }
-                Err(history::WriteError::Failed(message)) => {
-                    tracing::debug!(daemonset = %self.key, "cannot create a revision: {message}");
-                    done.retry = true;
-                }
-            },
-            Step::Renumber(name, number) => {
-                match history::renumber(&revisions, &name, number).await {
-                    Ok(revision) => {
-                        done.revisions.push(revision);
-                        done.again = true;
-                    }
-                    Err(message) => {
-                        tracing::debug!(daemonset = %self.key, "cannot renumber {name}: {message}");
-                        done.retry = true;
-                    }
-                }
+            Step::Prepare(prepare) => {
+                let collision_count = set
+                    .status
+                    .as_ref()
+                    .and_then(|st| st.collision_count)
+                    .unwrap_or(0);
+                prepare
+                    .run(&sets, &pods, &revisions, &**set, collision_count, &mut done)
+                    .await;
             }
             Step::Sync {
                 create,

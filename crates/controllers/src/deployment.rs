@@ -33,26 +33,31 @@ use gantry_client::k8s_openapi::api::apps::v1::{
 };
 use gantry_client::k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use gantry_client::k8s_openapi::apimachinery::pkg::apis::meta::v1::{
-    LabelSelector, ObjectMeta, OwnerReference, Time,
+    ObjectMeta, OwnerReference, Time,
 };
 use gantry_client::k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use gantry_client::k8s_openapi::jiff::Timestamp;
 use gantry_client::kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use gantry_client::kube::runtime::{WatchStreamExt, watcher};
+use gantry_client::kube::runtime::watcher;
 use gantry_client::{Api, Client};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::api::{
+    api_message, controller_ref, involved, is_conflict, is_not_found, key, name_of, namespace_of,
+    nonempty_selector, selector_of,
+};
+use crate::cache::watch_all;
+use crate::claims::{adopted, can_adopt, owners_patch, released};
+use crate::hash::{FNV32_OFFSET, encode, fnv32a};
 use crate::pods;
-use crate::queue::WorkQueue;
+use crate::queue::{Backoff, WorkQueue};
 
 /// The controller's name: the events' source.
 pub const COMPONENT: &str = "deployment-controller";
 /// Deployments being synced at once.
 pub const SYNCS_IN_FLIGHT: usize = 16;
-/// The longest wait before a failed sync is tried again.
-const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// How often a Recreate rollout looks again whether the old pods are gone (pods are not watched).
 const OLD_PODS_RECHECK: Duration = Duration::from_millis(500);
 
@@ -82,28 +87,10 @@ const RS_CREATE_ERROR: &str = "ReplicaSetCreateError";
 const MIN_AVAILABLE: &str = "MinimumReplicasAvailable";
 const MIN_UNAVAILABLE: &str = "MinimumReplicasUnavailable";
 
-fn key(namespace: &str, name: &str) -> String {
-    format!("{namespace}/{name}")
-}
-
-fn namespace_of(meta: &ObjectMeta) -> &str {
-    meta.namespace.as_deref().unwrap_or_default()
-}
-
-fn name_of(meta: &ObjectMeta) -> &str {
-    meta.name.as_deref().unwrap_or_default()
-}
-
 /// Runs the controller until its watches end (they do not: they retry on their own).
 pub async fn run(client: Client) {
-    let deployments: Api<Deployment> = Api::all(client.clone());
-    let sets: Api<ReplicaSet> = Api::all(client.clone());
-    let mut deployment_events = watcher(deployments, watcher::Config::default())
-        .default_backoff()
-        .boxed();
-    let mut set_events = watcher(sets, watcher::Config::default())
-        .default_backoff()
-        .boxed();
+    let mut deployment_events = watch_all::<Deployment>(&client);
+    let mut set_events = watch_all::<ReplicaSet>(&client);
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
     let mut controller = Controller::new(client, done_tx);
     loop {
@@ -152,7 +139,7 @@ struct Controller {
     /// The names of the ReplicaSets without a controller, by namespace.
     orphans: HashMap<String, HashSet<String>>,
     /// Failed syncs in a row, by key.
-    backoff: HashMap<String, u32>,
+    backoff: Backoff<String>,
     /// When each key is queued for later (progress deadlines, Recreate's wait), so that the many syncs of
     /// one rollout do not each add the same wakeup.
     later: HashMap<String, Instant>,
@@ -192,7 +179,7 @@ impl Controller {
             sets: HashMap::new(),
             by_owner: HashMap::new(),
             orphans: HashMap::new(),
-            backoff: HashMap::new(),
+            backoff: Backoff::default(),
             later: HashMap::new(),
             queue: WorkQueue::default(),
             deployments_listed: None,
@@ -263,7 +250,7 @@ impl Controller {
                 self.deployments.remove(ns);
             }
         }
-        self.backoff.remove(&key(ns, name));
+        self.backoff.reset(&key(ns, name));
         self.later.remove(&key(ns, name));
     }
 
@@ -380,8 +367,7 @@ impl Controller {
             .flat_map(HashMap::values)
             .filter(|d| {
                 d.spec.as_ref().is_some_and(|s| {
-                    selector_of(&s.selector)
-                        .is_ok_and(|sel| !sel.is_empty() && sel.matches(&labels))
+                    nonempty_selector(&s.selector).is_some_and(|sel| sel.matches(&labels))
                 })
             })
             .map(|d| key(ns, name_of(&d.metadata)))
@@ -426,14 +412,10 @@ impl Controller {
         self.queue.done(&k);
         let now = Instant::now();
         if done.failed {
-            let failed = self.backoff.entry(k.clone()).or_default();
-            *failed = failed.saturating_add(1);
-            let delay = Duration::from_millis(5)
-                .saturating_mul(1 << (*failed).min(20))
-                .min(MAX_BACKOFF);
+            let delay = self.backoff.failed(&k);
             self.queue.add_after(k.clone(), delay, now);
         } else {
-            self.backoff.remove(&k);
+            self.backoff.reset(&k);
         }
         if let Some(after) = done.requeue {
             let at = now + after;
@@ -456,20 +438,6 @@ struct Failed(String);
 impl From<gantry_client::kube::Error> for Failed {
     fn from(e: gantry_client::kube::Error) -> Failed {
         Failed(api_message(&e))
-    }
-}
-
-fn api_message(e: &gantry_client::kube::Error) -> String {
-    match e {
-        gantry_client::kube::Error::Api(status) => status.message.clone(),
-        other => other.to_string(),
-    }
-}
-
-fn api_code(e: &gantry_client::kube::Error) -> Option<u16> {
-    match e {
-        gantry_client::kube::Error::Api(s) => Some(s.code),
-        _ => None,
     }
 }
 
@@ -498,13 +466,7 @@ impl Syncer {
         sets: Vec<Arc<ReplicaSet>>,
     ) -> Syncer {
         let ns = namespace_of(&d.metadata).to_owned();
-        let involved = Involved {
-            api_version: "apps/v1",
-            kind: "Deployment",
-            namespace: ns.clone(),
-            name: name_of(&d.metadata).to_owned(),
-            uid: d.metadata.uid.clone().unwrap_or_default(),
-        };
+        let involved = involved(&*d);
         Syncer {
             d: (*d).clone(),
             original: d,
@@ -615,37 +577,26 @@ impl Syncer {
         }
         let mut result = Ok(());
         if !adopt.is_empty() {
-            // As upstream's `RecheckDeletionTimestamp`: adopt only for the Deployment still there.
-            let fresh = self.deployments.get(name_of(&self.d.metadata)).await;
-            match fresh {
-                Ok(f)
-                    if f.metadata.uid.as_deref() == Some(uid.as_str())
-                        && f.metadata.deletion_timestamp.is_none() =>
-                {
+            match can_adopt(&self.deployments, &self.d).await {
+                Ok(true) => {
+                    let owner = controller_ref(&self.d);
                     for set in adopt {
-                        let mut refs = set.metadata.owner_references.clone().unwrap_or_default();
-                        refs.push(controller_ref(&self.d));
-                        match self.write_owners(&set, refs).await {
+                        match self
+                            .write_owners(&set, adopted(&set.metadata, &owner))
+                            .await
+                        {
                             Ok(Some(adopted)) => claimed.push(adopted),
                             Ok(None) => {}
                             Err(e) => result = Err(e),
                         }
                     }
                 }
-                Ok(_) => {}
-                Err(e) if api_code(&e) == Some(404) => {}
+                Ok(false) => {}
                 Err(e) => result = Err(e.into()),
             }
         }
         for set in release {
-            let refs = set
-                .metadata
-                .owner_references
-                .iter()
-                .flatten()
-                .filter(|r| r.uid != uid)
-                .cloned()
-                .collect();
+            let refs = released(&set.metadata, &uid);
             if let Err(e) = self.write_owners(&set, refs).await {
                 result = Err(e);
             }
@@ -660,10 +611,7 @@ impl Syncer {
         set: &ReplicaSet,
         refs: Vec<OwnerReference>,
     ) -> Result<Option<ReplicaSet>, Failed> {
-        let patch = json!({"metadata": {
-            "ownerReferences": if refs.is_empty() { Value::Null } else { json!(refs) },
-            "resourceVersion": set.metadata.resource_version,
-        }});
+        let patch = owners_patch(&set.metadata, &refs);
         match self
             .set_api
             .patch(
@@ -674,7 +622,7 @@ impl Syncer {
             .await
         {
             Ok(set) => Ok(Some(set)),
-            Err(e) if api_code(&e) == Some(404) => Ok(None),
+            Err(e) if is_not_found(&e) => Ok(None),
             Err(e) => Err(e.into()),
         }
     }
@@ -742,7 +690,7 @@ impl Syncer {
         let (created, already_existed) =
             match self.set_api.create(&PostParams::default(), &set).await {
                 Ok(created) => (created, false),
-                Err(e) if api_code(&e) == Some(409) => {
+                Err(e) if is_conflict(&e) => {
                     // A slow cache, or a hash collision: the ReplicaSet of that name is ours only if it is
                     // controlled by this Deployment and has its template.
                     let existing = self.set_api.get(&set_name).await?;
@@ -971,7 +919,7 @@ impl Syncer {
             let name = name_of(&self.sets[i].metadata).to_owned();
             match self.set_api.delete(&name, &DeleteParams::default()).await {
                 Ok(_) => {}
-                Err(e) if api_code(&e) == Some(404) => {}
+                Err(e) if is_not_found(&e) => {}
                 Err(e) => return Err(e.into()),
             }
         }
@@ -1019,7 +967,7 @@ impl Syncer {
                 .await
             {
                 Ok(_) => {}
-                Err(e) if api_code(&e) == Some(404) => {}
+                Err(e) if is_not_found(&e) => {}
                 Err(e) => return Err(e.into()),
             }
         }
@@ -1186,29 +1134,16 @@ fn max_unavailable(d: &Deployment) -> i32 {
     fenceposts(d).1.min(desired)
 }
 
-/// FNV-1a, 32 bits (upstream hashes pod templates with it).
-fn fnv32a(bytes: impl IntoIterator<Item = u8>, mut hash: u32) -> u32 {
-    for b in bytes {
-        hash ^= u32::from(b);
-        hash = hash.wrapping_mul(16_777_619);
-    }
-    hash
-}
-
 /// The pod-template-hash of a template: FNV-1a over its JSON (and the collision count, as upstream's
 /// `ComputeHash` adds it), rendered with upstream's `SafeEncodeString` (digits mapped to consonants and
 /// digits no word can be spelt with).
 pub fn pod_template_hash(template: &PodTemplateSpec, collision_count: Option<i32>) -> String {
-    const ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let json = serde_json::to_vec(template).unwrap_or_default();
-    let mut hash = fnv32a(json, 0x811c_9dc5);
+    let mut hash = fnv32a(json, FNV32_OFFSET);
     if let Some(count) = collision_count {
         hash = fnv32a(count.to_le_bytes(), hash);
     }
-    hash.to_string()
-        .bytes()
-        .map(|b| char::from(ALPHANUMS[usize::from(b) % ALPHANUMS.len()]))
-        .collect()
+    encode(hash)
 }
 
 /// The template without the pod-template-hash label.
@@ -1286,18 +1221,6 @@ fn new_replica_set(d: &Deployment) -> ReplicaSet {
             template: Some(template),
         }),
         status: None,
-    }
-}
-
-/// The ownerReference that makes the Deployment a ReplicaSet's controller.
-fn controller_ref(d: &Deployment) -> OwnerReference {
-    OwnerReference {
-        api_version: "apps/v1".into(),
-        kind: "Deployment".into(),
-        name: name_of(&d.metadata).to_owned(),
-        uid: d.metadata.uid.clone().unwrap_or_default(),
-        controller: Some(true),
-        block_owner_deletion: Some(true),
     }
 }
 
@@ -1911,12 +1834,6 @@ fn status_patch(status: &DeploymentStatus) -> Value {
         "collisionCount": status.collision_count,
         "conditions": status.conditions,
     }})
-}
-
-/// A label selector, as the API server reads it.
-fn selector_of(selector: &LabelSelector) -> Result<Selector, String> {
-    let value = serde_json::to_value(selector).map_err(|e| e.to_string())?;
-    Selector::from_label_selector(&value).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

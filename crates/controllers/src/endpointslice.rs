@@ -39,17 +39,22 @@ use gantry_client::k8s_openapi::api::discovery::v1::{
 use gantry_client::k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use gantry_client::k8s_openapi::jiff::Timestamp;
 use gantry_client::kube::api::{DeleteParams, PostParams, Preconditions};
-use gantry_client::kube::runtime::{WatchStreamExt, watcher};
+use gantry_client::kube::runtime::watcher;
 use gantry_client::{Api, Client};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::endpoints::{
-    HEADLESS, Membership, PodInfo, Relist, SYNCS_IN_FLIGHT, TRIGGER_TIME, Tracker, TriggerTimes,
-    api_code, api_message, backoff_delay, has_cluster_ip, ip_families, key, managed_selector,
-    name_of, namespace_of, of_family, revision, rfc3339_nano, set_annotation, split_key,
+use crate::api::{
+    api_code, api_message, is_conflict, is_not_found, key, name_of, namespace_of, revision,
+    split_key,
 };
-use crate::queue::WorkQueue;
+use crate::cache::{Relist, watch, watch_all};
+use crate::endpoint_pods::{
+    Membership, PodInfo, Tracker, TriggerTimes, has_cluster_ip, ip_families, managed_selector,
+    of_family, rfc3339_nano, set_annotation,
+};
+use crate::endpoints::{HEADLESS, SYNCS_IN_FLIGHT, TRIGGER_TIME};
+use crate::queue::{Backoff, WorkQueue};
 
 /// The events' source (upstream's `endpointslice-controller`).
 pub const COMPONENT: &str = "endpointslice-controller";
@@ -436,22 +441,11 @@ pub(crate) fn reconcile(
 
 /// Runs the controller until its watches end (they do not: they retry on their own).
 pub async fn run(client: Client) {
-    let mut service_events = watcher(
-        Api::<Service>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .boxed();
-    let mut pod_events = watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
-        .default_backoff()
-        .boxed();
+    let mut service_events = watch_all::<Service>(&client);
+    let mut pod_events = watch_all::<Pod>(&client);
     let managed = watcher::Config::default().labels(&format!("{MANAGED_BY}={CONTROLLER_NAME}"));
-    let mut slice_events = watcher(Api::<EndpointSlice>::all(client.clone()), managed)
-        .default_backoff()
-        .boxed();
-    let mut node_events = watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
-        .default_backoff()
-        .boxed();
+    let mut slice_events = watch(Api::<EndpointSlice>::all(client.clone()), managed);
+    let mut node_events = watch_all::<Node>(&client);
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
     let mut controller = Controller::new(client, done_tx);
     loop {
@@ -516,7 +510,7 @@ struct Controller {
     zones: HashMap<String, String>,
     tracker: Tracker,
     triggers: TriggerTimes,
-    backoff: HashMap<String, u32>,
+    backoff: Backoff<String>,
     queue: WorkQueue<String>,
     services_list: Relist,
     pods_list: Relist,
@@ -537,7 +531,7 @@ impl Controller {
             zones: HashMap::new(),
             tracker: Tracker::default(),
             triggers: TriggerTimes::default(),
-            backoff: HashMap::new(),
+            backoff: Backoff::default(),
             queue: WorkQueue::default(),
             services_list: Relist::default(),
             pods_list: Relist::default(),
@@ -563,9 +557,9 @@ impl Controller {
 
     fn service_event(&mut self, event: watcher::Event<Service>) {
         match event {
-            watcher::Event::Init => self.services_list.start(),
+            watcher::Event::Init => self.services_list.init(),
             watcher::Event::InitApply(service) => {
-                self.services_list.listed(&key(
+                self.services_list.seen(&key(
                     namespace_of(&service.metadata),
                     name_of(&service.metadata),
                 ));
@@ -606,10 +600,10 @@ impl Controller {
 
     fn pod_event(&mut self, event: watcher::Event<Pod>) {
         match event {
-            watcher::Event::Init => self.pods_list.start(),
+            watcher::Event::Init => self.pods_list.init(),
             watcher::Event::InitApply(pod) => {
                 if let Some(uid) = &pod.metadata.uid {
-                    self.pods_list.listed(uid);
+                    self.pods_list.seen(uid);
                 }
                 self.pod_seen(&pod);
             }
@@ -642,9 +636,9 @@ impl Controller {
 
     fn node_event(&mut self, event: watcher::Event<Node>) {
         match event {
-            watcher::Event::Init => self.nodes_list.start(),
+            watcher::Event::Init => self.nodes_list.init(),
             watcher::Event::InitApply(node) => {
-                self.nodes_list.listed(name_of(&node.metadata));
+                self.nodes_list.seen(name_of(&node.metadata));
                 self.node_seen(&node);
             }
             watcher::Event::Apply(node) => self.node_seen(&node),
@@ -688,9 +682,9 @@ impl Controller {
 
     fn slice_event(&mut self, event: watcher::Event<EndpointSlice>) {
         match event {
-            watcher::Event::Init => self.slices_list.start(),
+            watcher::Event::Init => self.slices_list.init(),
             watcher::Event::InitApply(slice) => {
-                self.slices_list.listed(&key(
+                self.slices_list.seen(&key(
                     namespace_of(&slice.metadata),
                     name_of(&slice.metadata),
                 ));
@@ -805,7 +799,7 @@ impl Controller {
             _ => {
                 if service.is_none() && existing.is_empty() {
                     self.tracker.forget(k);
-                    self.backoff.remove(k);
+                    self.backoff.reset(k);
                 }
                 Changes {
                     delete: existing,
@@ -849,12 +843,10 @@ impl Controller {
         self.queue.done(&k);
         if done.retry {
             self.triggers.restore(&k, done.trigger);
-            let failed = self.backoff.entry(k.clone()).or_default();
-            *failed = failed.saturating_add(1);
-            let delay = backoff_delay(*failed);
+            let delay = self.backoff.failed(&k);
             self.queue.add_after(k, delay, now);
         } else {
-            self.backoff.remove(&k);
+            self.backoff.reset(&k);
         }
     }
 }
@@ -917,8 +909,8 @@ impl Work {
         for (name, result) in join_all(deletes).await {
             match result {
                 Ok(_) => done.written.push((name, None)),
-                Err(e) if api_code(&e) == Some(404) => {}
-                Err(e) if api_code(&e) == Some(409) => done.retry = true,
+                Err(e) if is_not_found(&e) => {}
+                Err(e) if is_conflict(&e) => done.retry = true,
                 Err(e) => {
                     done.retry = true;
                     failure.get_or_insert(api_message(&e));

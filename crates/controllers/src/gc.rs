@@ -30,7 +30,8 @@ use serde_json::{Value, json};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
 
-use crate::queue::WorkQueue;
+use crate::api::{is_conflict, is_not_found};
+use crate::queue::{Backoff, WorkQueue};
 
 const ORPHAN: &str = "orphan";
 const FOREGROUND: &str = "foregroundDeletion";
@@ -185,7 +186,7 @@ struct Collector {
     listed: Vec<Option<HashSet<String>>>,
     synced: Vec<bool>,
     all_synced: bool,
-    backoff: HashMap<Item, u32>,
+    backoff: Backoff<Item>,
     done_tx: mpsc::UnboundedSender<Done>,
     permits: std::sync::Arc<Semaphore>,
 }
@@ -200,7 +201,7 @@ impl Collector {
             listed: vec![None; KINDS.len()],
             synced: vec![false; KINDS.len()],
             all_synced: false,
-            backoff: HashMap::new(),
+            backoff: Backoff::new(Duration::from_millis(50), MAX_BACKOFF),
             done_tx,
             permits: std::sync::Arc::new(Semaphore::new(IN_FLIGHT)),
         }
@@ -441,13 +442,9 @@ impl Collector {
         self.queue.done(&done.item);
         let now = Instant::now();
         if done.ok {
-            self.backoff.remove(&done.item);
+            self.backoff.reset(&done.item);
         } else {
-            let failed = self.backoff.entry(done.item.clone()).or_default();
-            *failed = failed.saturating_add(1);
-            let delay = Duration::from_millis(50)
-                .saturating_mul(1 << (*failed).min(16))
-                .min(MAX_BACKOFF);
+            let delay = self.backoff.failed(&done.item);
             self.queue.add_after(done.item.clone(), delay, now);
         }
         if done.recheck {
@@ -533,7 +530,7 @@ async fn owner_exists(
 fn ok_or_gone<T>(result: Result<T, gantry_client::kube::Error>, what: &str) -> bool {
     match result {
         Ok(_) => true,
-        Err(gantry_client::kube::Error::Api(e)) if e.code == 404 => true,
+        Err(e) if is_not_found(&e) => true,
         Err(e) => {
             tracing::debug!("garbage collector: {what}: {e}");
             false
@@ -602,7 +599,7 @@ impl Work {
                     let result = node.api(client).delete(&node.name, &params).await;
                     let ok = match result {
                         // Another object by that name now.
-                        Err(gantry_client::kube::Error::Api(e)) if e.code == 409 => true,
+                        Err(e) if is_conflict(&e) => true,
                         other => ok_or_gone(other, &format!("deleting {}", node.name)),
                     };
                     if ok {

@@ -27,21 +27,25 @@ use futures::StreamExt;
 use futures::future::join_all;
 use gantry_client::k8s_openapi::api::batch::v1::{Job, JobCondition, PodFailurePolicyRule};
 use gantry_client::k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector, Pod};
-use gantry_client::k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use gantry_client::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use gantry_client::k8s_openapi::jiff::Timestamp;
 use gantry_client::kube::api::{
     DeleteParams, Patch, PatchParams, PostParams, Preconditions, PropagationPolicy,
 };
-use gantry_client::kube::runtime::{WatchStreamExt, watcher};
+use gantry_client::kube::runtime::watcher;
 use gantry_client::{Api, Client};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::api::{
+    api_message, controller_ref, count, involved, is_not_found, key, namespace_of, revision,
+};
+use crate::cache::watch_all;
 use crate::expectations::Expectations;
 use crate::pods;
-use crate::queue::WorkQueue;
-use gantry_client::events::{Event, Involved, Recorder};
+use crate::queue::{Backoff, WorkQueue};
+use gantry_client::events::{Event, Recorder};
 
 /// The controller's name: the events' source.
 pub const COMPONENT: &str = "job-controller";
@@ -68,33 +72,10 @@ const MAX_RETRY: Duration = Duration::from_secs(300);
 /// Upstream's `MaxGeneratedNameLength` (63 - 5 random characters).
 const MAX_GENERATED_NAME: usize = 58;
 
-fn key(namespace: &str, name: &str) -> String {
-    format!("{namespace}/{name}")
-}
-
-fn namespace_of(meta: &ObjectMeta) -> &str {
-    meta.namespace.as_deref().unwrap_or_default()
-}
-
-/// A resourceVersion as a number (Gantry's are store revisions), to keep the newest copy of an object.
-fn revision(meta: &ObjectMeta) -> u64 {
-    meta.resource_version
-        .as_deref()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 // ---- what pods say --------------------------------------------------------------------------------------------
 
-fn phase(pod: &Pod) -> &str {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.phase.as_deref())
-        .unwrap_or_default()
-}
-
 fn is_terminal(pod: &Pod) -> bool {
-    matches!(phase(pod), "Succeeded" | "Failed")
+    matches!(pods::phase(pod), "Succeeded" | "Failed")
 }
 
 fn is_deleting(pod: &Pod) -> bool {
@@ -343,10 +324,6 @@ pub struct Status {
     pub conditions: Vec<JobCondition>,
 }
 
-fn count(n: usize) -> i32 {
-    i32::try_from(n).unwrap_or(i32::MAX)
-}
-
 impl Status {
     fn of(job: &Job) -> Status {
         let s = job.status.clone().unwrap_or_default();
@@ -485,7 +462,7 @@ pub fn plan(
         let success_target = target
             .as_ref()
             .is_some_and(|t| t.type_ == "SuccessCriteriaMet");
-        if phase(pod) == "Succeeded" {
+        if pods::phase(pod) == "Succeeded" {
             out.new_success = true;
             if indexed {
                 if let Some(i) = valid_index(pod) {
@@ -495,18 +472,18 @@ pub fn plan(
                 status.uncounted_succeeded.insert(id);
             }
             out.remove_finalizers.push(pod.clone());
-        } else if phase(pod) == "Failed"
+        } else if pods::phase(pod) == "Failed"
             || (is_deleting(pod) && (!only_replace_failed || failure_target || success_target))
         {
             out.remove_finalizers.push(pod.clone());
-            let suspension = is_deleting(pod) && phase(pod) != "Failed" && suspended;
-            if suspension || (success_target && phase(pod) != "Failed") {
+            let suspension = is_deleting(pod) && pods::phase(pod) != "Failed" && suspended;
+            if suspension || (success_target && pods::phase(pod) != "Failed") {
                 continue;
             }
             if indexed && valid_index(pod).is_none() {
                 continue;
             }
-            let action = if rules.is_empty() || phase(pod) != "Failed" {
+            let action = if rules.is_empty() || pods::phase(pod) != "Failed" {
                 None
             } else {
                 match_pod_failure_policy(&rules, pod)
@@ -774,18 +751,6 @@ pub fn ttl_remaining(job: &Job, now: Timestamp) -> Option<Duration> {
     ))
 }
 
-/// The ownerReference that makes the Job a pod's controller.
-fn controller_ref(job: &Job) -> OwnerReference {
-    OwnerReference {
-        api_version: "batch/v1".into(),
-        kind: "Job".into(),
-        name: job.metadata.name.clone().unwrap_or_default(),
-        uid: job.metadata.uid.clone().unwrap_or_default(),
-        controller: Some(true),
-        block_owner_deletion: Some(true),
-    }
-}
-
 /// A new pod from the Job's template, for `index` in an Indexed Job.
 pub fn pod_from_template(job: &Job, index: Option<i32>) -> Pod {
     let template = job
@@ -870,14 +835,8 @@ fn truncate(s: &str, n: usize) -> &str {
 
 /// Runs the controller until its watches end (they do not: they retry on their own).
 pub async fn run(client: Client) {
-    let jobs: Api<Job> = Api::all(client.clone());
-    let pods: Api<Pod> = Api::all(client.clone());
-    let mut job_events = watcher(jobs, watcher::Config::default())
-        .default_backoff()
-        .boxed();
-    let mut pod_events = watcher(pods, watcher::Config::default())
-        .default_backoff()
-        .boxed();
+    let mut job_events = watch_all::<Job>(&client);
+    let mut pod_events = watch_all::<Pod>(&client);
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
     let mut controller = Controller::new(client, done_tx);
     loop {
@@ -945,7 +904,8 @@ struct Controller {
     by_owner: HashMap<String, HashSet<String>>,
     expectations: Expectations,
     backoff: HashMap<String, BackoffRecord>,
-    retries: HashMap<String, u32>,
+    /// Failed syncs in a row.
+    retries: Backoff<String>,
     queue: WorkQueue<String>,
     jobs_listed: Option<HashSet<String>>,
     pods_listed: Option<HashSet<String>>,
@@ -971,7 +931,7 @@ impl Controller {
             by_owner: HashMap::new(),
             expectations: Expectations::default(),
             backoff: HashMap::new(),
-            retries: HashMap::new(),
+            retries: Backoff::new(Duration::from_millis(10), MAX_RETRY),
             queue: WorkQueue::default(),
             jobs_listed: None,
             pods_listed: None,
@@ -1027,14 +987,14 @@ impl Controller {
 
     /// Keeps the newer of the cached Job and `job` (`written`: from a write's answer, only if still cached).
     fn job_seen(&mut self, k: String, job: Job, written: bool) {
-        let (new, same) = (revision(&job.metadata), |old: &Job| {
+        let (new, same) = (revision(&job.metadata).unwrap_or(0), |old: &Job| {
             old.metadata.uid == job.metadata.uid
         });
         match self.jobs.get(&k) {
             Some(old)
                 if same(old)
-                    && (new < revision(&old.metadata)
-                        || (written && new == revision(&old.metadata))) =>
+                    && (new < revision(&old.metadata).unwrap_or(0)
+                        || (written && new == revision(&old.metadata).unwrap_or(0))) =>
             {
                 return;
             }
@@ -1054,7 +1014,7 @@ impl Controller {
         self.jobs.remove(k);
         self.expectations.forget(k);
         self.backoff.remove(k);
-        self.retries.remove(k);
+        self.retries.reset(k);
         // Its pods' finalizers go.
         if self.by_owner.contains_key(k) {
             self.queue.add(k.to_owned());
@@ -1097,9 +1057,10 @@ impl Controller {
             return;
         };
         let old = self.pods.get(&id).cloned();
+        let rv = |p: &Pod| revision(&p.metadata).unwrap_or(0);
         match &old {
-            Some(old) if revision(&pod.metadata) <= revision(&old.metadata) && written => return,
-            Some(old) if revision(&pod.metadata) < revision(&old.metadata) => return,
+            Some(old) if rv(&pod) <= rv(old) && written => return,
+            Some(old) if rv(&pod) < rv(old) => return,
             None if written => return,
             _ => {}
         }
@@ -1273,30 +1234,15 @@ impl Controller {
         self.queue.done(&k);
         let now = Instant::now();
         if done.retry {
-            let failed = self.retries.entry(k.clone()).or_default();
-            *failed = failed.saturating_add(1);
-            let delay = Duration::from_millis(10)
-                .saturating_mul(1 << (*failed).min(16))
-                .min(MAX_RETRY);
+            let delay = self.retries.failed(&k);
             self.queue.add_after(k.clone(), delay, now);
         } else {
-            self.retries.remove(&k);
+            self.retries.reset(&k);
         }
         if let Some(requeue) = done.requeue {
             self.queue.add_after(k, requeue, now);
         }
     }
-}
-
-fn api_message(e: &gantry_client::kube::Error) -> String {
-    match e {
-        gantry_client::kube::Error::Api(status) => status.message.clone(),
-        other => other.to_string(),
-    }
-}
-
-fn is_not_found(e: &gantry_client::kube::Error) -> bool {
-    matches!(e, gantry_client::kube::Error::Api(s) if s.code == 404)
 }
 
 /// Removes the tracking finalizer from each pod (a JSON patch that tests it is still where it was seen):
@@ -1416,13 +1362,7 @@ impl Work {
 async fn sync(done: &mut Done, client: &Client, events: &Recorder, job: &Job, plan: Plan) {
     let ns = namespace_of(&job.metadata).to_owned();
     let name = job.metadata.name.clone().unwrap_or_default();
-    let involved = Involved {
-        api_version: "batch/v1",
-        kind: "Job",
-        namespace: ns.clone(),
-        name: name.clone(),
-        uid: job.metadata.uid.clone().unwrap_or_default(),
-    };
+    let involved = involved(job);
     let record = |warning: bool, reason: &'static str, message: String| {
         events.record(Event {
             object: involved.clone(),

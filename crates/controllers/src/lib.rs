@@ -3,14 +3,27 @@
 //! garbage collector of dependents by `ownerReferences` ([`gc`]). Each is one task that owns its state, fed by kube-rs watchers (which relist on
 //! their own after errors), and level-triggered: it reconciles what it is given from what the watches show,
 //! so a restarted server converges to the same state.
+//!
+//! What they share: [`api`] (keys, resourceVersions, selectors, ownerReferences, API errors), [`queue`]
+//! (the work queue and the back-off of failed syncs), [`expectations`], [`pods`] (what controllers read of
+//! pods), [`claims`] (adoption and release), [`cache`] (caches of watched objects), [`sync`] (the sync
+//! bookkeeping of the DaemonSet and StatefulSet controllers), [`history`] (ControllerRevisions), [`hash`]
+//! (the hashes in object names) and [`endpoint_pods`] (what the Endpoints and EndpointSlice controllers
+//! keep of Services and pods).
 
+pub mod api;
+pub mod cache;
+pub mod claims;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
+pub mod endpoint_pods;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod expectations;
 pub mod gc;
+pub mod hash;
+pub mod history;
 pub mod job;
 pub mod nodelifecycle;
 pub mod pods;
@@ -18,6 +31,7 @@ pub mod queue;
 pub mod replicaset;
 pub mod serviceaccount;
 pub mod statefulset;
+pub mod sync;
 
 use std::time::Duration;
 

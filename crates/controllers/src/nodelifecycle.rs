@@ -26,13 +26,14 @@ use gantry_client::k8s_openapi::api::core::v1::{Node, Pod, Taint, Toleration};
 use gantry_client::k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use gantry_client::k8s_openapi::jiff::Timestamp;
 use gantry_client::kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
-use gantry_client::kube::runtime::{WatchStreamExt, watcher};
+use gantry_client::kube::runtime::watcher;
 use gantry_client::{Api, Client};
 use gantry_scheduler::plugins::tolerates;
 use serde_json::json;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
 
+use crate::cache::{watch, watch_all};
 use gantry_client::events::{Event, Involved, Recorder};
 
 pub const COMPONENT: &str = "node-controller";
@@ -49,17 +50,11 @@ const AGENT_CONDITIONS: &[&str] = &["Ready", "MemoryPressure", "DiskPressure", "
 
 /// Runs the controller until its watches end (they do not: they retry on their own).
 pub async fn run(client: Client, grace: Duration) {
-    let mut node_events = watcher(Api::<Node>::all(client.clone()), Default::default())
-        .default_backoff()
-        .boxed();
+    let mut node_events = watch_all::<Node>(&client);
     let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
-    let mut lease_events = watcher(leases, Default::default())
-        .default_backoff()
-        .boxed();
+    let mut lease_events = watch(leases, Default::default());
     let bound = watcher::Config::default().fields("spec.nodeName!=");
-    let mut pod_events = watcher(Api::<Pod>::all(client.clone()), bound)
-        .default_backoff()
-        .boxed();
+    let mut pod_events = watch(Api::<Pod>::all(client.clone()), bound);
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
     let mut controller = Controller {
         events: Recorder::start(client.clone(), COMPONENT),

@@ -1,5 +1,5 @@
-//! What controllers read of pods: active, ready, available, their controller, and upstream's order for
-//! choosing which pods go first when scaling down (`ActivePodsWithRanks`).
+//! What controllers read of pods: their phase, active, ready, available, their controller, and upstream's
+//! order for choosing which pods go first when scaling down (`ActivePodsWithRanks`).
 
 use std::cmp::Ordering;
 use std::time::Duration;
@@ -11,7 +11,8 @@ use gantry_client::k8s_openapi::jiff::Timestamp;
 /// The annotation that says what deleting a pod costs (lower goes first).
 pub const DELETION_COST: &str = "controller.kubernetes.io/pod-deletion-cost";
 
-fn phase(pod: &Pod) -> &str {
+/// `status.phase` (empty when unknown).
+pub fn phase(pod: &Pod) -> &str {
     pod.status
         .as_ref()
         .and_then(|s| s.phase.as_deref())

@@ -1,8 +1,10 @@
 //! A work queue as client-go's: each key is queued at most once, a key being worked on is not handed out
-//! again until it is done (if it changed meanwhile it is queued again then), and keys can be queued for later.
+//! again until it is done (if it changed meanwhile it is queued again then), and keys can be queued for later;
+//! and the [`Backoff`] of keys whose syncs fail.
 
+use std::borrow::Borrow;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashSet, VecDeque};
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::hash::Hash;
 use std::time::Duration;
 
@@ -94,6 +96,51 @@ impl<K: Clone + Eq + Hash + Ord> WorkQueue<K> {
     }
 }
 
+/// Failed syncs in a row, by key: after the n-th failure in a row a key waits `first`·2ⁿ (at most `max`)
+/// before it is tried again.
+#[derive(Debug)]
+pub struct Backoff<K> {
+    first: Duration,
+    max: Duration,
+    failures: HashMap<K, u32>,
+}
+
+impl<K> Default for Backoff<K> {
+    /// From 5 ms up to 5 minutes.
+    fn default() -> Self {
+        Backoff::new(Duration::from_millis(5), Duration::from_secs(300))
+    }
+}
+
+impl<K> Backoff<K> {
+    pub fn new(first: Duration, max: Duration) -> Self {
+        Backoff {
+            first,
+            max,
+            failures: HashMap::new(),
+        }
+    }
+}
+
+impl<K: Clone + Eq + Hash> Backoff<K> {
+    /// A sync of `key` failed: how long to wait before trying again.
+    pub fn failed(&mut self, key: &K) -> Duration {
+        let failed = self.failures.entry(key.clone()).or_default();
+        *failed = failed.saturating_add(1);
+        self.first
+            .saturating_mul(1 << (*failed).min(20))
+            .min(self.max)
+    }
+
+    /// A sync of `key` went well, or it is gone: the next failure starts over.
+    pub fn reset<Q: Eq + Hash + ?Sized>(&mut self, key: &Q)
+    where
+        K: Borrow<Q>,
+    {
+        self.failures.remove(key);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,5 +177,21 @@ mod tests {
         queue.tick(now + Duration::from_secs(5));
         assert_eq!(queue.pop(), Some("late"));
         assert_eq!(queue.next_wakeup(), None);
+    }
+
+    #[test]
+    fn the_backoff_doubles_up_to_its_longest_and_starts_over_after_a_success() {
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
+        assert_eq!(backoff.failed(&"a"), Duration::from_millis(200));
+        assert_eq!(backoff.failed(&"a"), Duration::from_millis(400));
+        assert_eq!(backoff.failed(&"b"), Duration::from_millis(200));
+        assert_eq!(backoff.failed(&"a"), Duration::from_millis(800));
+        assert_eq!(backoff.failed(&"a"), Duration::from_secs(1));
+        for _ in 0..100 {
+            backoff.failed(&"a");
+        }
+        assert_eq!(backoff.failed(&"a"), Duration::from_secs(1));
+        backoff.reset(&"a");
+        assert_eq!(backoff.failed(&"a"), Duration::from_millis(200));
     }
 }

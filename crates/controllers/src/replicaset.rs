@@ -21,19 +21,24 @@ use futures::StreamExt;
 use futures::future::join_all;
 use gantry_client::k8s_openapi::api::apps::v1::ReplicaSet;
 use gantry_client::k8s_openapi::api::core::v1::Pod;
-use gantry_client::k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use gantry_client::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use gantry_client::k8s_openapi::jiff::Timestamp;
 use gantry_client::kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use gantry_client::kube::runtime::{WatchStreamExt, watcher};
+use gantry_client::kube::runtime::watcher;
 use gantry_client::{Api, Client};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::api::{
+    api_message, controller_ref, count, involved, is_not_found, key, matches, name_of,
+    namespace_of, nonempty_selector, selector_of,
+};
+use crate::cache::watch_all;
+use crate::claims::{adopted, can_adopt, released, write_owners};
 use crate::expectations::Expectations;
 use crate::pods;
-use crate::queue::WorkQueue;
-use gantry_api::labels::Selector;
+use crate::queue::{Backoff, WorkQueue};
 use gantry_client::events::{self, Event, Involved, Recorder};
 
 /// The controller's name: the events' source.
@@ -42,27 +47,11 @@ pub const COMPONENT: &str = "replicaset-controller";
 pub const BURST_REPLICAS: usize = 500;
 /// ReplicaSets being written for at once.
 pub const SYNCS_IN_FLIGHT: usize = 16;
-/// The longest wait before a failed sync is tried again.
-const MAX_BACKOFF: Duration = Duration::from_secs(300);
-
-fn key(namespace: &str, name: &str) -> String {
-    format!("{namespace}/{name}")
-}
-
-fn namespace_of(meta: &ObjectMeta) -> &str {
-    meta.namespace.as_deref().unwrap_or_default()
-}
 
 /// Runs the controller until its watches end (they do not: they retry on their own).
 pub async fn run(client: Client) {
-    let sets: Api<ReplicaSet> = Api::all(client.clone());
-    let pods: Api<Pod> = Api::all(client.clone());
-    let mut set_events = watcher(sets, watcher::Config::default())
-        .default_backoff()
-        .boxed();
-    let mut pod_events = watcher(pods, watcher::Config::default())
-        .default_backoff()
-        .boxed();
+    let mut set_events = watch_all::<ReplicaSet>(&client);
+    let mut pod_events = watch_all::<Pod>(&client);
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
     let mut controller = Controller::new(client, done_tx);
     loop {
@@ -132,7 +121,7 @@ struct Controller {
     /// The last manage error of each ReplicaSet (its ReplicaFailure condition).
     failures: HashMap<String, (&'static str, String)>,
     /// Failed syncs in a row, by key.
-    backoff: HashMap<String, u32>,
+    backoff: Backoff<String>,
     queue: WorkQueue<String>,
     sets_listed: Option<HashSet<String>>,
     pods_listed: Option<HashSet<String>>,
@@ -150,7 +139,7 @@ impl Controller {
             pods: HashMap::new(),
             expectations: Expectations::default(),
             failures: HashMap::new(),
-            backoff: HashMap::new(),
+            backoff: Backoff::default(),
             queue: WorkQueue::default(),
             sets_listed: None,
             pods_listed: None,
@@ -219,7 +208,7 @@ impl Controller {
         self.sets.remove(k);
         self.expectations.forget(k);
         self.failures.remove(k);
-        self.backoff.remove(k);
+        self.backoff.reset(k);
     }
 
     fn pod_event(&mut self, event: watcher::Event<Pod>) {
@@ -279,8 +268,7 @@ impl Controller {
             .filter(|(_, s)| namespace_of(&s.metadata) == ns)
             .filter(|(_, s)| {
                 s.spec.as_ref().is_some_and(|spec| {
-                    selector_of(&spec.selector)
-                        .is_ok_and(|sel| !sel.is_empty() && matches(&sel, labels))
+                    nonempty_selector(&spec.selector).is_some_and(|sel| matches(&sel, labels))
                 })
             })
             .map(|(k, _)| k.clone())
@@ -490,14 +478,10 @@ impl Controller {
         }
         self.queue.done(&k);
         if retry {
-            let failed = self.backoff.entry(k.clone()).or_default();
-            *failed = failed.saturating_add(1);
-            let delay = Duration::from_millis(5)
-                .saturating_mul(1 << (*failed).min(20))
-                .min(MAX_BACKOFF);
+            let delay = self.backoff.failed(&k);
             self.queue.add_after(k.clone(), delay, Instant::now());
         } else {
-            self.backoff.remove(&k);
+            self.backoff.reset(&k);
         }
         if again {
             self.queue.add(k);
@@ -514,10 +498,6 @@ struct Status {
     available: i32,
     observed_generation: Option<i64>,
     conditions: Vec<Value>,
-}
-
-fn count(n: usize) -> i32 {
-    i32::try_from(n).unwrap_or(i32::MAX)
 }
 
 fn status(
@@ -629,18 +609,6 @@ fn status_patch(status: &Status) -> Value {
     }})
 }
 
-/// The ownerReference that makes the ReplicaSet a pod's controller.
-fn controller_ref(set: &ReplicaSet) -> OwnerReference {
-    OwnerReference {
-        api_version: "apps/v1".into(),
-        kind: "ReplicaSet".into(),
-        name: set.metadata.name.clone().unwrap_or_default(),
-        uid: set.metadata.uid.clone().unwrap_or_default(),
-        controller: Some(true),
-        block_owner_deletion: Some(true),
-    }
-}
-
 /// A new pod from the ReplicaSet's template (upstream's `GetPodFromTemplate`).
 pub fn pod_from_template(set: &ReplicaSet) -> Result<Pod, String> {
     let template = set
@@ -670,29 +638,12 @@ pub fn pod_from_template(set: &ReplicaSet) -> Result<Pod, String> {
     })
 }
 
-fn api_message(e: &gantry_client::kube::Error) -> String {
-    match e {
-        gantry_client::kube::Error::Api(status) => status.message.clone(),
-        other => other.to_string(),
-    }
-}
-
-fn is_not_found(e: &gantry_client::kube::Error) -> bool {
-    matches!(e, gantry_client::kube::Error::Api(s) if s.code == 404)
-}
-
 impl Work {
     async fn run(self, client: Client, events: Recorder) -> Done {
         let set = &self.set;
         let ns = namespace_of(&set.metadata).to_owned();
         let name = set.metadata.name.clone().unwrap_or_default();
-        let involved = Involved {
-            api_version: "apps/v1",
-            kind: "ReplicaSet",
-            namespace: ns.clone(),
-            name: name.clone(),
-            uid: set.metadata.uid.clone().unwrap_or_default(),
-        };
+        let involved = involved(&**set);
         let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
         let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), &ns);
         let mut done = Done {
@@ -825,8 +776,8 @@ async fn create(
     (created, None)
 }
 
-/// Adopts the orphans (after checking that the ReplicaSet is still the one seen and not being deleted, as
-/// upstream's `RecheckDeletionTimestamp`) and releases the pods it no longer selects; whether all went well.
+/// Adopts the orphans (after checking that the ReplicaSet may still adopt: [`can_adopt`]) and releases the
+/// pods it no longer selects; whether all went well.
 async fn claim(
     sets: &Api<ReplicaSet>,
     pods: &Api<Pod>,
@@ -834,85 +785,33 @@ async fn claim(
     adopt: &[Arc<Pod>],
     release: &[Arc<Pod>],
 ) -> bool {
-    let uid = set.metadata.uid.clone().unwrap_or_default();
     let mut ok = true;
     let mut writes = Vec::new();
     if !adopt.is_empty() {
-        let name = set.metadata.name.clone().unwrap_or_default();
-        match sets.get(&name).await {
-            Ok(fresh)
-                if fresh.metadata.uid.as_deref() == Some(uid.as_str())
-                    && fresh.metadata.deletion_timestamp.is_none() =>
-            {
-                for pod in adopt {
-                    let mut refs = pod.metadata.owner_references.clone().unwrap_or_default();
-                    refs.push(controller_ref(set));
-                    writes.push((pod, refs));
-                }
+        match can_adopt(sets, set).await {
+            Ok(true) => {
+                let owner = controller_ref(set);
+                writes.extend(
+                    adopt
+                        .iter()
+                        .map(|pod| (pod, adopted(&pod.metadata, &owner))),
+                );
             }
-            Ok(_) => {}
-            Err(e) if is_not_found(&e) => {}
+            Ok(false) => {}
             Err(e) => {
+                let name = name_of(&set.metadata);
                 tracing::debug!(replicaset = %name, "cannot read the replicaset before adopting: {e}");
                 ok = false;
             }
         }
     }
-    for pod in release {
-        let refs = pod
-            .metadata
-            .owner_references
+    let uid = set.metadata.uid.as_deref().unwrap_or_default();
+    writes.extend(
+        release
             .iter()
-            .flatten()
-            .filter(|r| r.uid != uid)
-            .cloned()
-            .collect();
-        writes.push((pod, refs));
-    }
-    // The pods' resourceVersions make each write apply only to the pod as it was seen.
-    let results = join_all(writes.into_iter().map(|(pod, refs)| async move {
-        let patch = json!({"metadata": {
-            "ownerReferences": if refs.is_empty() { Value::Null } else { json!(refs) },
-            "resourceVersion": pod.metadata.resource_version,
-        }});
-        let name = pod.metadata.name.clone().unwrap_or_default();
-        (
-            name.clone(),
-            pods.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await,
-        )
-    }))
-    .await;
-    for (name, result) in results {
-        match result {
-            Ok(_) => {}
-            Err(e) if is_not_found(&e) => {}
-            Err(e) => {
-                tracing::debug!(pod = %name, "cannot adopt or release the pod: {e}");
-                ok = false;
-            }
-        }
-    }
-    ok
-}
-
-/// A ReplicaSet's selector, as the API server reads label selectors.
-fn selector_of(
-    selector: &gantry_client::k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
-) -> Result<Selector, String> {
-    let value = serde_json::to_value(selector).map_err(|e| e.to_string())?;
-    Selector::from_label_selector(&value).map_err(|e| e.to_string())
-}
-
-/// Whether `labels` (none: no labels) match `selector`.
-fn matches(
-    selector: &Selector,
-    labels: Option<&std::collections::BTreeMap<String, String>>,
-) -> bool {
-    match labels {
-        Some(labels) => selector.matches(labels),
-        None => selector.matches(&std::collections::BTreeMap::<String, String>::new()),
-    }
+            .map(|pod| (pod, released(&pod.metadata, uid))),
+    );
+    write_owners(pods, writes).await && ok
 }
 
 #[cfg(test)]

@@ -6,21 +6,20 @@ use std::collections::HashSet;
 use futures::StreamExt;
 use gantry_client::k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use gantry_client::kube::api::PostParams;
-use gantry_client::kube::runtime::{WatchStreamExt, watcher};
+use gantry_client::kube::runtime::watcher;
 use gantry_client::{Api, Client};
+
+use crate::api::api_code;
+use crate::cache::{watch, watch_all};
 
 /// The ServiceAccount every namespace has.
 pub const DEFAULT: &str = "default";
 
 /// Runs the controller until its watches end (they do not: they retry on their own).
 pub async fn run(client: Client) {
-    let mut namespaces = watcher(Api::<Namespace>::all(client.clone()), Default::default())
-        .default_backoff()
-        .boxed();
+    let mut namespaces = watch_all::<Namespace>(&client);
     let defaults = watcher::Config::default().fields(&format!("metadata.name={DEFAULT}"));
-    let mut accounts = watcher(Api::<ServiceAccount>::all(client.clone()), defaults)
-        .default_backoff()
-        .boxed();
+    let mut accounts = watch(Api::<ServiceAccount>::all(client.clone()), defaults);
     // Namespaces that exist and are not terminating, and those whose `default` the watch has shown.
     let mut active: HashSet<String> = HashSet::new();
     let mut have: HashSet<String> = HashSet::new();
@@ -79,7 +78,7 @@ async fn create_default(client: Client, namespace: String) {
     match accounts.create(&PostParams::default(), &account).await {
         Ok(_) => {}
         // Made meanwhile, or the namespace is going away.
-        Err(gantry_client::kube::Error::Api(e)) if matches!(e.code, 409 | 403 | 404) => {}
+        Err(e) if matches!(api_code(&e), Some(409 | 403 | 404)) => {}
         Err(e) => tracing::warn!("serviceaccount controller: {namespace}/default: {e}"),
     }
 }

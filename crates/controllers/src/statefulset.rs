@@ -10,14 +10,16 @@
 //! observedGeneration, collisionCount) is written through the status subresource when it changes.
 //!
 //! The task is built as the ReplicaSet controller's: one task owns the watched state (sets, and the pods and
-//! ControllerRevisions indexed by their controller's uid, orphans by namespace), a [`WorkQueue`] of
-//! `namespace/name` keys and [`Expectations`]; writes run in tasks of their own.
+//! ControllerRevisions indexed by their controller's uid, orphans by namespace), a
+//! [`WorkQueue`](crate::queue::WorkQueue) of `namespace/name` keys and
+//! [`Expectations`](crate::expectations::Expectations); writes run in tasks of their own.
 //!
 //! Not yet: `volumeClaimTemplates` get their pod volumes (`<claim>-<set>-<ordinal>`, as upstream) but no
 //! PersistentVolumeClaims are created, and `persistentVolumeClaimRetentionPolicy` is ignored (a later volumes
 //! issue); `maxUnavailable` of the rolling update (alpha upstream) is ignored.
 //!
-//! [`history`] and [`common`] are shared with the DaemonSet controller.
+//! [`crate::history`], [`crate::cache`], [`crate::claims`] and [`crate::sync`] are shared with the DaemonSet
+//! controller.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -32,15 +34,21 @@ use gantry_client::k8s_openapi::api::core::v1::{
 use gantry_client::k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use gantry_client::k8s_openapi::jiff::Timestamp;
 use gantry_client::kube::api::{DeleteParams, Patch, PatchParams, PostParams};
-use gantry_client::kube::runtime::{WatchStreamExt, watcher};
+use gantry_client::kube::runtime::watcher;
 use gantry_client::{Api, Client};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::api::{
+    api_message, controller_ref, count, involved, is_conflict, is_not_found, key, matches,
+    namespace_of, nonempty_selector,
+};
+use crate::cache::{Owned, Sets, watch_all};
+use crate::history;
 use crate::pods;
-use common::{Core, Done, Owned, Sets, api_message, is_not_found, key, namespace_of};
-use gantry_client::events::{Event, Involved, Recorder};
+use crate::sync::{Core, Done, Prepare};
+use gantry_client::events::{Event, Recorder};
 
 /// The controller's name: the events' source.
 pub const COMPONENT: &str = "statefulset-controller";
@@ -51,798 +59,11 @@ pub const POD_NAME_LABEL: &str = "statefulset.kubernetes.io/pod-name";
 /// The label holding a stateful pod's ordinal.
 pub const POD_INDEX_LABEL: &str = "apps.kubernetes.io/pod-index";
 
-/// Shared by the DaemonSet and StatefulSet controllers: keys, the caches of watched objects (indexed by their
-/// controller), claiming (adoption and release), the queue with its back-off, error helpers.
-pub mod common {
-    use std::collections::{BTreeMap, HashMap, HashSet};
-    use std::fmt::Debug;
-    use std::sync::Arc;
-    use std::time::Duration;
-
-    use futures::future::join_all;
-    use gantry_client::Api;
-    use gantry_client::k8s_openapi::apimachinery::pkg::apis::meta::v1::{
-        LabelSelector, ObjectMeta, OwnerReference,
-    };
-    use gantry_client::k8s_openapi::serde::de::DeserializeOwned;
-    use gantry_client::kube::Resource;
-    use gantry_client::kube::api::{Patch, PatchParams};
-    use gantry_client::kube::runtime::watcher;
-    use serde_json::{Value, json};
-    use tokio::time::Instant;
-
-    use crate::expectations::Expectations;
-    use crate::pods;
-    use crate::queue::WorkQueue;
-    use gantry_api::labels::Selector;
-
-    /// The longest wait before a failed sync is tried again.
-    const MAX_BACKOFF: Duration = Duration::from_secs(300);
-
-    pub fn key(namespace: &str, name: &str) -> String {
-        format!("{namespace}/{name}")
-    }
-
-    pub fn namespace_of(meta: &ObjectMeta) -> &str {
-        meta.namespace.as_deref().unwrap_or_default()
-    }
-
-    fn resource_version(meta: &ObjectMeta) -> Option<u64> {
-        meta.resource_version
-            .as_deref()
-            .and_then(|v| v.parse().ok())
-    }
-
-    /// Tracks a watch's (re)listing: what the listing showed, so that what it lacked can be forgotten.
-    #[derive(Debug, Default)]
-    pub struct Relist {
-        listed: Option<HashSet<String>>,
-        /// The watch has listed once.
-        pub synced: bool,
-    }
-
-    impl Relist {
-        pub fn init(&mut self) {
-            self.listed = Some(HashSet::new());
-        }
-
-        pub fn seen(&mut self, id: &str) {
-            if let Some(listed) = &mut self.listed {
-                listed.insert(id.to_owned());
-            }
-        }
-
-        /// The listing is over: which of `known` it lacked.
-        pub fn done<'a>(&mut self, known: impl Iterator<Item = &'a String>) -> Vec<String> {
-            self.synced = true;
-            match self.listed.take() {
-                Some(listed) => known.filter(|k| !listed.contains(*k)).cloned().collect(),
-                None => Vec::new(),
-            }
-        }
-    }
-
-    /// The owners (StatefulSets, DaemonSets) by `namespace/name`.
-    #[derive(Debug)]
-    pub struct Sets<T> {
-        pub by_key: HashMap<String, Arc<T>>,
-        pub relist: Relist,
-    }
-
-    impl<T> Default for Sets<T> {
-        fn default() -> Self {
-            Sets {
-                by_key: HashMap::new(),
-                relist: Relist::default(),
-            }
-        }
-    }
-
-    impl<T: Resource> Sets<T> {
-        /// Applies a watch event; the keys that changed (a key whose object is now absent is gone).
-        pub fn event(&mut self, event: watcher::Event<T>) -> Vec<String> {
-            match event {
-                watcher::Event::Init => {
-                    self.relist.init();
-                    Vec::new()
-                }
-                watcher::Event::InitApply(set) | watcher::Event::Apply(set) => {
-                    let meta = set.meta();
-                    let Some(name) = meta.name.as_deref() else {
-                        return Vec::new();
-                    };
-                    let k = key(namespace_of(meta), name);
-                    self.relist.seen(&k);
-                    self.by_key.insert(k.clone(), Arc::new(set));
-                    vec![k]
-                }
-                watcher::Event::Delete(set) => {
-                    let meta = set.meta();
-                    let k = key(namespace_of(meta), meta.name.as_deref().unwrap_or_default());
-                    self.by_key.remove(&k);
-                    vec![k]
-                }
-                watcher::Event::InitDone => {
-                    let gone = self.relist.done(self.by_key.keys());
-                    for k in &gone {
-                        self.by_key.remove(k);
-                    }
-                    gone
-                }
-            }
-        }
-    }
-
-    /// One change of an [`Owned`] cache: the object before and after (absent: not there, or not of interest).
-    #[derive(Debug)]
-    pub struct Change<T> {
-        pub old: Option<Arc<T>>,
-        pub new: Option<Arc<T>>,
-    }
-
-    /// Objects (pods, ControllerRevisions) controlled by owners of one kind, indexed by their controller's uid,
-    /// and the orphans, by namespace (what the owners may adopt). Objects other controllers control are not
-    /// kept.
-    #[derive(Debug)]
-    pub struct Owned<T> {
-        kind: &'static str,
-        objects: HashMap<String, Arc<T>>,
-        by_owner: HashMap<String, HashSet<String>>,
-        orphans: HashMap<String, HashSet<String>>,
-        pub relist: Relist,
-    }
-
-    /// Where an object is indexed.
-    #[derive(Debug, PartialEq, Eq)]
-    enum Slot {
-        Owner(String),
-        Orphan(String),
-    }
-
-    impl<T: Resource> Owned<T> {
-        pub fn new(kind: &'static str) -> Owned<T> {
-            Owned {
-                kind,
-                objects: HashMap::new(),
-                by_owner: HashMap::new(),
-                orphans: HashMap::new(),
-                relist: Relist::default(),
-            }
-        }
-
-        fn slot(&self, meta: &ObjectMeta) -> Option<Slot> {
-            match pods::controller_of(meta) {
-                Some(owner)
-                    if owner.kind == self.kind && owner.api_version.starts_with("apps/") =>
-                {
-                    Some(Slot::Owner(owner.uid.clone()))
-                }
-                Some(_) => None,
-                None => Some(Slot::Orphan(namespace_of(meta).to_owned())),
-            }
-        }
-
-        fn unindex(&mut self, uid: &str, meta: &ObjectMeta) {
-            let (index, at) = match self.slot(meta) {
-                Some(Slot::Owner(owner)) => (&mut self.by_owner, owner),
-                Some(Slot::Orphan(ns)) => (&mut self.orphans, ns),
-                None => return,
-            };
-            if let Some(set) = index.get_mut(&at) {
-                set.remove(uid);
-                if set.is_empty() {
-                    index.remove(&at);
-                }
-            }
-        }
-
-        /// The controller's uid of the object, if it is controlled by an owner of this kind.
-        pub fn owner_uid(&self, object: &T) -> Option<String> {
-            match self.slot(object.meta()) {
-                Some(Slot::Owner(uid)) => Some(uid),
-                _ => None,
-            }
-        }
-
-        /// Adds or replaces an object (unless what is kept is newer: the result of a write may arrive before the
-        /// watch shows it).
-        pub fn apply(&mut self, object: T) -> Change<T> {
-            let Some(uid) = object.meta().uid.clone() else {
-                return Change {
-                    old: None,
-                    new: None,
-                };
-            };
-            let old = self.objects.get(&uid).cloned();
-            if let Some(old) = &old
-                && let (Some(have), Some(got)) = (
-                    resource_version(old.meta()),
-                    resource_version(object.meta()),
-                )
-                && got < have
-            {
-                return Change {
-                    old: Some(old.clone()),
-                    new: Some(old.clone()),
-                };
-            }
-            if let Some(old) = &old {
-                let meta = old.meta().clone();
-                self.unindex(&uid, &meta);
-                self.objects.remove(&uid);
-            }
-            let new = match self.slot(object.meta()) {
-                Some(slot) => {
-                    let (index, at) = match slot {
-                        Slot::Owner(owner) => (&mut self.by_owner, owner),
-                        Slot::Orphan(ns) => (&mut self.orphans, ns),
-                    };
-                    index.entry(at).or_default().insert(uid.clone());
-                    let object = Arc::new(object);
-                    self.objects.insert(uid, object.clone());
-                    Some(object)
-                }
-                None => None,
-            };
-            Change { old, new }
-        }
-
-        pub fn remove(&mut self, uid: &str) -> Option<Arc<T>> {
-            let old = self.objects.remove(uid)?;
-            let meta = old.meta().clone();
-            self.unindex(uid, &meta);
-            Some(old)
-        }
-
-        /// Applies a watch event: what changed.
-        pub fn event(&mut self, event: watcher::Event<T>) -> Vec<Change<T>> {
-            match event {
-                watcher::Event::Init => {
-                    self.relist.init();
-                    Vec::new()
-                }
-                watcher::Event::InitApply(object) | watcher::Event::Apply(object) => {
-                    if let Some(uid) = &object.meta().uid {
-                        self.relist.seen(uid);
-                    }
-                    vec![self.apply(object)]
-                }
-                watcher::Event::Delete(object) => object
-                    .meta()
-                    .uid
-                    .as_deref()
-                    .and_then(|uid| self.remove(uid))
-                    .map(|old| Change {
-                        old: Some(old),
-                        new: None,
-                    })
-                    .into_iter()
-                    .collect(),
-                watcher::Event::InitDone => {
-                    let gone = self.relist.done(self.objects.keys());
-                    gone.iter()
-                        .filter_map(|uid| self.remove(uid))
-                        .map(|old| Change {
-                            old: Some(old),
-                            new: None,
-                        })
-                        .collect()
-                }
-            }
-        }
-
-        /// The objects the owner `uid` controls.
-        pub fn owned_by(&self, uid: &str) -> Vec<Arc<T>> {
-            self.by_owner
-                .get(uid)
-                .into_iter()
-                .flatten()
-                .filter_map(|u| self.objects.get(u).cloned())
-                .collect()
-        }
-
-        /// The objects of `namespace` no one controls.
-        pub fn orphans_in(&self, namespace: &str) -> Vec<Arc<T>> {
-            self.orphans
-                .get(namespace)
-                .into_iter()
-                .flatten()
-                .filter_map(|u| self.objects.get(u).cloned())
-                .collect()
-        }
-    }
-
-    /// What a write task reports when it is over.
-    #[derive(Debug, Default)]
-    pub struct Done {
-        pub key: String,
-        /// Creations issued that the watch will not show (failed or skipped).
-        pub uncreated: usize,
-        /// Pods whose deletion failed.
-        pub undeleted: Vec<String>,
-        /// Look at the owner again now (claims or history written).
-        pub again: bool,
-        /// Look at it again after a back-off (a write failed).
-        pub retry: bool,
-        /// Look at it again after this (a failed pod's back-off, `minReadySeconds`).
-        pub after: Option<Duration>,
-        /// ControllerRevisions written: into the cache at once, the watch may show them later.
-        pub revisions: Vec<gantry_client::k8s_openapi::api::apps::v1::ControllerRevision>,
-    }
-
-    /// The queue, the expectations and the back-off of failed syncs of one controller.
-    #[derive(Debug, Default)]
-    pub struct Core {
-        pub queue: WorkQueue<String>,
-        pub expectations: Expectations,
-        /// Failed syncs in a row, by key.
-        backoff: HashMap<String, u32>,
-    }
-
-    impl Core {
-        pub fn forget(&mut self, k: &str) {
-            self.expectations.forget(k);
-            self.backoff.remove(k);
-        }
-
-        /// A write task is over: expectations of what it did not do, and when to look again.
-        pub fn done(&mut self, done: &Done, exists: bool) {
-            let k = &done.key;
-            self.expectations.creations_observed(k, done.uncreated);
-            for uid in &done.undeleted {
-                self.expectations.deletion_observed(k, uid);
-            }
-            self.queue.done(k);
-            if !exists {
-                self.forget(k);
-                return;
-            }
-            let now = Instant::now();
-            if done.retry {
-                let failed = self.backoff.entry(k.clone()).or_default();
-                *failed = failed.saturating_add(1);
-                let delay = Duration::from_millis(5)
-                    .saturating_mul(1 << (*failed).min(20))
-                    .min(MAX_BACKOFF);
-                self.queue.add_after(k.clone(), delay, now);
-            } else {
-                self.backoff.remove(k);
-            }
-            if let Some(after) = done.after {
-                self.queue.add_after(k.clone(), after, now);
-            }
-            if done.again {
-                self.queue.add(k.clone());
-            }
-        }
-
-        /// Queues `k` again when its expectations expire.
-        pub fn recheck_expectations(&mut self, k: &str, now: Instant) {
-            if let Some(expires) = self.expectations.expires(k) {
-                self.queue.add_after(
-                    k.to_owned(),
-                    expires.saturating_duration_since(now) + Duration::from_secs(1),
-                    now,
-                );
-            }
-        }
-    }
-
-    pub fn api_message(e: &gantry_client::kube::Error) -> String {
-        match e {
-            gantry_client::kube::Error::Api(status) => status.message.clone(),
-            other => other.to_string(),
-        }
-    }
-
-    pub fn is_not_found(e: &gantry_client::kube::Error) -> bool {
-        matches!(e, gantry_client::kube::Error::Api(s) if s.code == 404)
-    }
-
-    pub fn is_conflict(e: &gantry_client::kube::Error) -> bool {
-        matches!(e, gantry_client::kube::Error::Api(s) if s.code == 409)
-    }
-
-    /// A label selector as the API server reads them; an empty one selects nothing here (upstream's
-    /// controllers refuse them).
-    pub fn selector_of(selector: &LabelSelector) -> Option<Selector> {
-        let value = serde_json::to_value(selector).ok()?;
-        Selector::from_label_selector(&value)
-            .ok()
-            .filter(|s| !s.is_empty())
-    }
-
-    /// Whether `labels` (none: no labels) match `selector`.
-    pub fn matches(selector: &Selector, labels: Option<&BTreeMap<String, String>>) -> bool {
-        match labels {
-            Some(labels) => selector.matches(labels),
-            None => selector.matches(&BTreeMap::new()),
-        }
-    }
-
-    /// The ownerReference that makes `kind` `meta` its dependents' controller.
-    pub fn controller_ref(kind: &str, meta: &ObjectMeta) -> OwnerReference {
-        OwnerReference {
-            api_version: "apps/v1".into(),
-            kind: kind.into(),
-            name: meta.name.clone().unwrap_or_default(),
-            uid: meta.uid.clone().unwrap_or_default(),
-            controller: Some(true),
-            block_owner_deletion: Some(true),
-        }
-    }
-
-    /// Adopts `adopt` (giving them `owner` as their controller) and releases `release` (dropping the
-    /// references to `owner`), each write applying only to the object as it was seen; whether all went well.
-    pub async fn claim<T>(
-        api: &Api<T>,
-        owner: &OwnerReference,
-        adopt: &[Arc<T>],
-        release: &[Arc<T>],
-    ) -> bool
-    where
-        T: Resource + Clone + DeserializeOwned + Debug,
-    {
-        let mut writes = Vec::new();
-        for object in adopt {
-            let mut refs = object.meta().owner_references.clone().unwrap_or_default();
-            refs.push(owner.clone());
-            writes.push((object, refs));
-        }
-        for object in release {
-            let refs = object
-                .meta()
-                .owner_references
-                .iter()
-                .flatten()
-                .filter(|r| r.uid != owner.uid)
-                .cloned()
-                .collect::<Vec<_>>();
-            writes.push((object, refs));
-        }
-        let results = join_all(writes.into_iter().map(|(object, refs)| async move {
-            let patch = json!({"metadata": {
-                "ownerReferences": if refs.is_empty() { Value::Null } else { json!(refs) },
-                "resourceVersion": object.meta().resource_version,
-            }});
-            let name = object.meta().name.clone().unwrap_or_default();
-            let result = api
-                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await;
-            (name, result)
-        }))
-        .await;
-        let mut ok = true;
-        for (name, result) in results {
-            match result {
-                Ok(_) => {}
-                Err(e) if is_not_found(&e) => {}
-                Err(e) => {
-                    tracing::debug!(object = %name, "cannot adopt or release: {e}");
-                    ok = false;
-                }
-            }
-        }
-        ok
-    }
-}
-
-/// ControllerRevisions, the history of a DaemonSet's or StatefulSet's pod template: each holds the patch
-/// that puts its template back (`{"spec":{"template":{…,"$patch":"replace"}}}`, what `kubectl rollout undo`
-/// applies), a revision number (the newest is the highest), and is named `<owner>-<hash of the data>`.
-pub mod history {
-    use std::collections::HashSet;
-    use std::sync::Arc;
-
-    use gantry_client::Api;
-    use gantry_client::k8s_openapi::api::apps::v1::ControllerRevision;
-    use gantry_client::k8s_openapi::api::core::v1::PodTemplateSpec;
-    use gantry_client::k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-    use gantry_client::k8s_openapi::apimachinery::pkg::runtime::RawExtension;
-    use gantry_client::kube::api::{Patch, PatchParams, PostParams};
-    use serde_json::{Value, json};
-
-    use super::common::{api_message, controller_ref};
-
-    /// The label of a pod's revision (and of a DaemonSet's revisions: their hash).
-    pub const HASH_LABEL: &str = "controller-revision-hash";
-    /// The label of a StatefulSet's revisions holding their hash (upstream's `ControllerRevisionHashLabel`).
-    pub const REVISION_HASH_LABEL: &str = "controller.kubernetes.io/hash";
-    /// The longest owner name in a revision's name (upstream's `ControllerRevisionName`).
-    const MAX_PREFIX: usize = 223;
-
-    /// The revision data of a pod template.
-    pub fn data(template: &PodTemplateSpec) -> Value {
-        let mut template = serde_json::to_value(template).unwrap_or_else(|_| json!({}));
-        if let Value::Object(t) = &mut template {
-            t.insert("$patch".into(), json!("replace"));
-        }
-        json!({"spec": {"template": template}})
-    }
-
-    /// The pod template a revision holds.
-    pub fn template_of(revision: &ControllerRevision) -> Option<PodTemplateSpec> {
-        let mut template = revision
-            .data
-            .as_ref()?
-            .0
-            .get("spec")?
-            .get("template")?
-            .clone();
-        if let Value::Object(t) = &mut template {
-            t.remove("$patch");
-        }
-        serde_json::from_value(template).ok()
-    }
-
-    /// JSON with every object's keys sorted: the same data always hashes the same.
-    pub fn canonical(value: &Value) -> String {
-        fn write(value: &Value, out: &mut String) {
-            match value {
-                Value::Object(map) => {
-                    let mut keys: Vec<&String> = map.keys().collect();
-                    keys.sort();
-                    out.push('{');
-                    for (i, k) in keys.into_iter().enumerate() {
-                        if i > 0 {
-                            out.push(',');
-                        }
-                        out.push_str(&Value::String(k.clone()).to_string());
-                        out.push(':');
-                        write(&map[k], out);
-                    }
-                    out.push('}');
-                }
-                Value::Array(items) => {
-                    out.push('[');
-                    for (i, item) in items.iter().enumerate() {
-                        if i > 0 {
-                            out.push(',');
-                        }
-                        write(item, out);
-                    }
-                    out.push(']');
-                }
-                other => out.push_str(&other.to_string()),
-            }
-        }
-        let mut out = String::new();
-        write(value, &mut out);
-        out
-    }
-
-    /// 32-bit FNV-1 (Go's `fnv.New32`, which upstream's `HashControllerRevision` uses).
-    pub fn fnv32(bytes: &[u8]) -> u32 {
-        let mut hash: u32 = 0x811c_9dc5;
-        for byte in bytes {
-            hash = hash.wrapping_mul(0x0100_0193);
-            hash ^= u32::from(*byte);
-        }
-        hash
-    }
-
-    /// Upstream's `rand.SafeEncodeString`: each byte mapped onto consonants and digits that spell no words.
-    pub fn safe_encode(s: &str) -> String {
-        const ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-        s.bytes()
-            .map(|b| char::from(ALPHANUMS[usize::from(b) % ALPHANUMS.len()]))
-            .collect()
-    }
-
-    /// The hash of revision data, with the owner's `collisionCount` (bumped when a name is taken).
-    pub fn hash(data: &Value, collision_count: Option<i32>) -> String {
-        let mut bytes = canonical(data).into_bytes();
-        if let Some(count) = collision_count {
-            bytes.extend_from_slice(count.to_string().as_bytes());
-        }
-        safe_encode(&fnv32(&bytes).to_string())
-    }
-
-    /// `<owner>-<hash>`, the owner's name cut to fit.
-    pub fn name(owner: &str, hash: &str) -> String {
-        let mut prefix = owner;
-        if prefix.len() > MAX_PREFIX {
-            let mut end = MAX_PREFIX;
-            while !prefix.is_char_boundary(end) {
-                end -= 1;
-            }
-            prefix = &prefix[..end];
-        }
-        format!("{prefix}-{hash}")
-    }
-
-    /// Whether the revision holds `data`.
-    pub fn holds(revision: &ControllerRevision, data: &Value) -> bool {
-        revision.data.as_ref().is_some_and(|d| d.0 == *data)
-    }
-
-    /// The hash of a revision: its label, else its name less the owner's.
-    pub fn hash_of(revision: &ControllerRevision, owner: &str, label: &str) -> String {
-        revision
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(label))
-            .cloned()
-            .unwrap_or_else(|| {
-                let name = revision.metadata.name.as_deref().unwrap_or_default();
-                name.strip_prefix(&format!("{owner}-"))
-                    .unwrap_or(name)
-                    .to_owned()
-            })
-    }
-
-    /// A new revision of `owner` (a `kind`) holding `data`: labelled with its template's labels and
-    /// `hash_label` = the hash, carrying the owner's annotations (`kubernetes.io/change-cause` for `kubectl
-    /// rollout history`).
-    pub fn new_revision(
-        kind: &str,
-        owner: &ObjectMeta,
-        template: &PodTemplateSpec,
-        data: Value,
-        number: i64,
-        collision_count: Option<i32>,
-        hash_label: &str,
-    ) -> ControllerRevision {
-        let hash = hash(&data, collision_count);
-        let mut labels = template
-            .metadata
-            .as_ref()
-            .and_then(|m| m.labels.clone())
-            .unwrap_or_default();
-        labels.insert(hash_label.to_owned(), hash.clone());
-        ControllerRevision {
-            metadata: ObjectMeta {
-                name: Some(name(owner.name.as_deref().unwrap_or_default(), &hash)),
-                namespace: owner.namespace.clone(),
-                labels: Some(labels),
-                annotations: owner.annotations.clone().filter(|a| !a.is_empty()),
-                owner_references: Some(vec![controller_ref(kind, owner)]),
-                ..ObjectMeta::default()
-            },
-            data: Some(RawExtension(data)),
-            revision: number,
-        }
-    }
-
-    /// Where an owner stands with its history.
-    #[derive(Debug, PartialEq)]
-    pub enum Plan {
-        /// The revision holding the template is the newest.
-        Current(Arc<ControllerRevision>),
-        /// It is there but older (a rollback): it becomes the newest, with this number.
-        Renumber(Arc<ControllerRevision>, i64),
-        /// None holds it: a new revision with this number.
-        Create(i64),
-    }
-
-    /// What to do of `revisions` (the owner's) for `data`. Of several revisions holding it, the newest wins
-    /// (the others age out as old history).
-    pub fn plan(revisions: &[Arc<ControllerRevision>], data: &Value) -> Plan {
-        let newest = revisions.iter().map(|r| r.revision).max().unwrap_or(0);
-        let holding = revisions
-            .iter()
-            .filter(|r| holds(r, data))
-            .max_by_key(|r| r.revision);
-        match holding {
-            None => Plan::Create(newest + 1),
-            Some(r) => {
-                let others = revisions
-                    .iter()
-                    .filter(|o| o.metadata.uid != r.metadata.uid)
-                    .map(|o| o.revision)
-                    .max()
-                    .unwrap_or(0);
-                if r.revision > others {
-                    Plan::Current(r.clone())
-                } else {
-                    Plan::Renumber(r.clone(), newest + 1)
-                }
-            }
-        }
-    }
-
-    /// The names of the revisions to delete so that at most `limit` old ones remain (oldest first), sparing
-    /// `live` ones (by name) — those of the current revisions and those pods still run.
-    pub fn to_prune(
-        old: &[Arc<ControllerRevision>],
-        live: &HashSet<String>,
-        limit: i32,
-    ) -> Vec<String> {
-        let limit = usize::try_from(limit).unwrap_or(0);
-        let mut candidates: Vec<&Arc<ControllerRevision>> = old.iter().collect();
-        if candidates.len() <= limit {
-            return Vec::new();
-        }
-        let excess = candidates.len() - limit;
-        candidates.sort_by_key(|r| r.revision);
-        candidates
-            .into_iter()
-            .filter_map(|r| r.metadata.name.clone())
-            .filter(|n| !live.contains(n))
-            .take(excess)
-            .collect()
-    }
-
-    /// Why a revision could not be written.
-    #[derive(Debug)]
-    pub enum WriteError {
-        /// Its name is taken by other data: the owner's `collisionCount` must go up.
-        Collision,
-        Failed(String),
-    }
-
-    /// Creates `revision`; a revision of that name holding the same data is as good.
-    pub async fn create(
-        api: &Api<ControllerRevision>,
-        revision: &ControllerRevision,
-    ) -> Result<ControllerRevision, WriteError> {
-        match api.create(&PostParams::default(), revision).await {
-            Ok(created) => Ok(created),
-            Err(gantry_client::kube::Error::Api(s)) if s.code == 409 => {
-                let name = revision.metadata.name.clone().unwrap_or_default();
-                let existing = api
-                    .get(&name)
-                    .await
-                    .map_err(|e| WriteError::Failed(api_message(&e)))?;
-                let data = revision.data.as_ref().map(|d| &d.0);
-                let ours = existing
-                    .metadata
-                    .owner_references
-                    .iter()
-                    .flatten()
-                    .all(|r| {
-                        r.controller != Some(true)
-                            || revision
-                                .metadata
-                                .owner_references
-                                .iter()
-                                .flatten()
-                                .any(|o| o.uid == r.uid)
-                    });
-                if data.is_some_and(|d| holds(&existing, d)) && ours {
-                    Ok(existing)
-                } else {
-                    Err(WriteError::Collision)
-                }
-            }
-            Err(e) => Err(WriteError::Failed(api_message(&e))),
-        }
-    }
-
-    /// Gives the revision `name` the number `number`.
-    pub async fn renumber(
-        api: &Api<ControllerRevision>,
-        name: &str,
-        number: i64,
-    ) -> Result<ControllerRevision, String> {
-        api.patch(
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(&json!({"revision": number})),
-        )
-        .await
-        .map_err(|e| api_message(&e))
-    }
-}
-
 /// Runs the controller until its watches end (they do not: they retry on their own).
 pub async fn run(client: Client) {
-    let mut set_events = watcher(
-        Api::<StatefulSet>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .boxed();
-    let mut pod_events = watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
-        .default_backoff()
-        .boxed();
-    let mut revision_events = watcher(
-        Api::<ControllerRevision>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff()
-    .boxed();
+    let mut set_events = watch_all::<StatefulSet>(&client);
+    let mut pod_events = watch_all::<Pod>(&client);
+    let mut revision_events = watch_all::<ControllerRevision>(&client);
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
     let mut controller = Controller::new(client, done_tx);
     loop {
@@ -887,23 +108,16 @@ fn ordinal_of(pod: &Pod, set: &str) -> Option<i32> {
     (parent == set).then_some(ordinal)
 }
 
-fn phase(pod: &Pod) -> &str {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.phase.as_deref())
-        .unwrap_or_default()
-}
-
 fn is_terminating(pod: &Pod) -> bool {
     pod.metadata.deletion_timestamp.is_some()
 }
 
 fn running_and_ready(pod: &Pod) -> bool {
-    phase(pod) == "Running" && pods::is_ready(pod)
+    pods::phase(pod) == "Running" && pods::is_ready(pod)
 }
 
 fn running_and_available(pod: &Pod, min_ready: Duration, now: Timestamp) -> bool {
-    phase(pod) == "Running" && pods::is_available(pod, min_ready, now)
+    pods::phase(pod) == "Running" && pods::is_available(pod, min_ready, now)
 }
 
 fn is_healthy(pod: &Pod) -> bool {
@@ -1025,10 +239,10 @@ pub fn decide(params: &Params, pods: &[&Pod], now: Timestamp) -> Decision {
     for (i, slot) in replicas.iter().enumerate() {
         let ordinal = params.start + i32::try_from(i).unwrap_or(i32::MAX);
         match slot {
-            Some(pod) if matches!(phase(pod), "Failed" | "Succeeded") => {
+            Some(pod) if matches!(pods::phase(pod), "Failed" | "Succeeded") => {
                 // Deleted first; made again once the watch shows it gone.
                 if !is_terminating(pod) {
-                    let why = if phase(pod) == "Failed" {
+                    let why = if pods::phase(pod) == "Failed" {
                         Why::Failed
                     } else {
                         Why::Succeeded
@@ -1123,10 +337,6 @@ pub struct Status {
     pub update_revision: String,
     pub observed_generation: Option<i64>,
     pub collision_count: i32,
-}
-
-fn count(n: usize) -> i32 {
-    i32::try_from(n).unwrap_or(i32::MAX)
 }
 
 pub fn status(
@@ -1253,7 +463,7 @@ pub fn new_pod(set: &StatefulSet, template: &PodTemplateSpec, ordinal: i32, revi
             labels: Some(labels),
             annotations: meta.annotations,
             finalizers: meta.finalizers,
-            owner_references: Some(vec![common::controller_ref("StatefulSet", &set.metadata)]),
+            owner_references: Some(vec![controller_ref(set)]),
             ..ObjectMeta::default()
         },
         spec: Some(spec),
@@ -1264,14 +474,7 @@ pub fn new_pod(set: &StatefulSet, template: &PodTemplateSpec, ordinal: i32, revi
 /// What one sync writes.
 #[derive(Debug)]
 enum Step {
-    Claim {
-        adopt: Vec<Arc<Pod>>,
-        release: Vec<Arc<Pod>>,
-        adopt_revisions: Vec<Arc<ControllerRevision>>,
-        release_revisions: Vec<Arc<ControllerRevision>>,
-    },
-    CreateRevision(Box<ControllerRevision>),
-    Renumber(String, i64),
+    Prepare(Prepare),
     Manage {
         create: Vec<Pod>,
         delete: Vec<(Arc<Pod>, Why)>,
@@ -1352,8 +555,8 @@ impl Controller {
             .filter(|(_, s)| {
                 s.spec
                     .as_ref()
-                    .and_then(|spec| common::selector_of(&spec.selector))
-                    .is_some_and(|sel| common::matches(&sel, meta.labels.as_ref()))
+                    .and_then(|spec| nonempty_selector(&spec.selector))
+                    .is_some_and(|sel| matches(&sel, meta.labels.as_ref()))
             })
             .map(|(k, _)| k.clone())
             .collect();
@@ -1456,7 +659,7 @@ impl Controller {
         let uid = set.metadata.uid.clone()?;
         let set_name = set.metadata.name.clone()?;
         let ns = namespace_of(&set.metadata).to_owned();
-        let Some(selector) = common::selector_of(&spec.selector) else {
+        let Some(selector) = nonempty_selector(&spec.selector) else {
             tracing::warn!(statefulset = %k, "invalid or empty selector");
             return None;
         };
@@ -1471,8 +674,7 @@ impl Controller {
 
         // Claims: members the selector matches are adopted, the others released.
         let member = |p: &Pod| {
-            ordinal_of(p, &set_name).is_some()
-                && common::matches(&selector, p.metadata.labels.as_ref())
+            ordinal_of(p, &set_name).is_some() && matches(&selector, p.metadata.labels.as_ref())
         };
         let owned = self.pods.owned_by(&uid);
         let (mut pods, mut release, mut adopt) = (Vec::new(), Vec::new(), Vec::new());
@@ -1494,7 +696,7 @@ impl Controller {
         let (mut revisions, mut release_revisions, mut adopt_revisions) =
             (Vec::new(), Vec::new(), Vec::new());
         for revision in self.revisions.owned_by(&uid) {
-            if common::matches(&selector, revision.metadata.labels.as_ref()) {
+            if matches(&selector, revision.metadata.labels.as_ref()) {
                 revisions.push(revision);
             } else if !deleting {
                 release_revisions.push(revision);
@@ -1505,7 +707,7 @@ impl Controller {
                 .revisions
                 .orphans_in(&ns)
                 .into_iter()
-                .filter(|r| common::matches(&selector, r.metadata.labels.as_ref()))
+                .filter(|r| matches(&selector, r.metadata.labels.as_ref()))
                 .collect();
         }
         if !adopt.is_empty()
@@ -1513,12 +715,12 @@ impl Controller {
             || !adopt_revisions.is_empty()
             || !release_revisions.is_empty()
         {
-            return work(Step::Claim {
+            return work(Step::Prepare(Prepare::Claim {
                 adopt,
                 release,
                 adopt_revisions,
                 release_revisions,
-            });
+            }));
         }
 
         // The history: the update revision holds the template.
@@ -1532,20 +734,21 @@ impl Controller {
             history::Plan::Current(r) => r,
             _ if deleting => return None,
             history::Plan::Renumber(r, n) => {
-                return work(Step::Renumber(
+                return work(Step::Prepare(Prepare::Renumber(
                     r.metadata.name.clone().unwrap_or_default(),
                     n,
-                ));
+                )));
             }
             history::Plan::Create(n) => {
-                return work(Step::CreateRevision(Box::new(history::new_revision(
-                    "StatefulSet",
-                    &set.metadata,
-                    &spec.template,
-                    data,
-                    n,
-                    Some(collision_count),
-                    history::REVISION_HASH_LABEL,
+                return work(Step::Prepare(Prepare::CreateRevision(Box::new(
+                    history::new_revision(
+                        &*set,
+                        &spec.template,
+                        data,
+                        n,
+                        Some(collision_count),
+                        history::REVISION_HASH_LABEL,
+                    ),
                 ))));
             }
         };
@@ -1701,13 +904,7 @@ impl Work {
         let set = &self.set;
         let ns = namespace_of(&set.metadata).to_owned();
         let set_name = set.metadata.name.clone().unwrap_or_default();
-        let involved = Involved {
-            api_version: "apps/v1",
-            kind: "StatefulSet",
-            namespace: ns.clone(),
-            name: set_name.clone(),
-            uid: set.metadata.uid.clone().unwrap_or_default(),
-        };
+        let involved = involved(&**set);
         let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
         let sets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
         let revisions: Api<ControllerRevision> = Api::namespaced(client.clone(), &ns);
@@ -1716,78 +913,15 @@ impl Work {
             ..Done::default()
         };
         match self.step {
-            Step::Claim {
-                adopt,
-                release,
-                adopt_revisions,
-                release_revisions,
-            } => {
-                done.again = true;
-                let owner = common::controller_ref("StatefulSet", &set.metadata);
-                // Adopt only while the set is still the one seen and not being deleted.
-                let (adopt, adopt_revisions) = if adopt.is_empty() && adopt_revisions.is_empty() {
-                    (adopt, adopt_revisions)
-                } else {
-                    match sets.get(&set_name).await {
-                        Ok(fresh)
-                            if fresh.metadata.uid == set.metadata.uid
-                                && fresh.metadata.deletion_timestamp.is_none() =>
-                        {
-                            (adopt, adopt_revisions)
-                        }
-                        Ok(_) => (Vec::new(), Vec::new()),
-                        Err(e) if is_not_found(&e) => (Vec::new(), Vec::new()),
-                        Err(e) => {
-                            tracing::debug!(statefulset = %self.key, "cannot read before adopting: {e}");
-                            done.retry = true;
-                            (Vec::new(), Vec::new())
-                        }
-                    }
-                };
-                let pods_ok = common::claim(&pods, &owner, &adopt, &release).await;
-                let revisions_ok =
-                    common::claim(&revisions, &owner, &adopt_revisions, &release_revisions).await;
-                done.retry |= !(pods_ok && revisions_ok);
-            }
-            Step::CreateRevision(revision) => match history::create(&revisions, &revision).await {
-                Ok(created) => {
-                    done.revisions.push(created);
-                    done.again = true;
-                }
-                Err(history::WriteError::Collision) => {
-                    let count = set
-                        .status
-                        .as_ref()
-                        .and_then(|s| s.collision_count)
-                        .unwrap_or(0);
-                    let patch = json!({"status": {"collisionCount": count + 1}});
-                    match sets
-                        .patch_status(&set_name, &PatchParams::default(), &Patch::Merge(&patch))
-                        .await
-                    {
-                        Ok(_) => done.again = true,
-                        Err(e) => {
-                            tracing::debug!(statefulset = %self.key, "cannot count a collision: {e}");
-                            done.retry = true;
-                        }
-                    }
-                }
-                Err(history::WriteError::Failed(message)) => {
-                    tracing::debug!(statefulset = %self.key, "cannot create a revision: {message}");
-                    done.retry = true;
-                }
-            },
-            Step::Renumber(name, number) => {
-                match history::renumber(&revisions, &name, number).await {
-                    Ok(revision) => {
-                        done.revisions.push(revision);
-                        done.again = true;
-                    }
-                    Err(message) => {
-                        tracing::debug!(statefulset = %self.key, "cannot renumber {name}: {message}");
-                        done.retry = true;
-                    }
-                }
+            Step::Prepare(prepare) => {
+                let collision_count = set
+                    .status
+                    .as_ref()
+                    .and_then(|st| st.collision_count)
+                    .unwrap_or(0);
+                prepare
+                    .run(&sets, &pods, &revisions, &**set, collision_count, &mut done)
+                    .await;
             }
             Step::Manage {
                 create,
@@ -1823,7 +957,7 @@ impl Work {
                                 done.uncreated += 1;
                                 batch_failed = true;
                                 // Already there: the watch will show it; not a failure of the set.
-                                if !common::is_conflict(&e) {
+                                if !is_conflict(&e) {
                                     events.record(Event {
                                         object: involved.clone(),
                                         warning: true,
@@ -2198,87 +1332,6 @@ mod tests {
         assert_eq!(
             (owner.kind.as_str(), owner.uid.as_str(), owner.controller),
             ("StatefulSet", "u", Some(true))
-        );
-    }
-
-    #[test]
-    fn revisions_hash_their_data_and_the_newest_holding_the_template_wins() {
-        let template: PodTemplateSpec = serde_json::from_value(json!({
-            "metadata": {"labels": {"app": "web"}},
-            "spec": {"containers": [{"name": "c", "image": "one"}]}}))
-        .unwrap();
-        let data = history::data(&template);
-        assert_eq!(data["spec"]["template"]["$patch"], "replace");
-        let h = history::hash(&data, Some(0));
-        assert_eq!(h, history::hash(&data.clone(), Some(0)), "stable");
-        assert_ne!(h, history::hash(&data, Some(1)), "a collision changes it");
-        assert!(
-            h.bytes()
-                .all(|b| b"bcdfghjklmnpqrstvwxz2456789".contains(&b))
-        );
-        assert_eq!(history::fnv32(b""), 0x811c_9dc5);
-        assert_eq!(history::fnv32(b"a"), 0x050c_5d7e, "FNV-1 of \"a\"");
-        let meta: ObjectMeta = serde_json::from_value(json!({"name": "web", "uid": "u",
-            "annotations": {"kubernetes.io/change-cause": "x"}}))
-        .unwrap();
-        let one = Arc::new(history::new_revision(
-            "StatefulSet",
-            &meta,
-            &template,
-            data.clone(),
-            1,
-            Some(0),
-            history::REVISION_HASH_LABEL,
-        ));
-        assert_eq!(one.metadata.name.as_deref(), Some(&*format!("web-{h}")));
-        assert_eq!(
-            one.metadata.labels.as_ref().unwrap()[history::REVISION_HASH_LABEL],
-            h
-        );
-        assert_eq!(
-            one.metadata.annotations.as_ref().unwrap()["kubernetes.io/change-cause"],
-            "x"
-        );
-        assert_eq!(history::template_of(&one), Some(template.clone()));
-        assert_eq!(
-            history::plan(std::slice::from_ref(&one), &data),
-            history::Plan::Current(one.clone())
-        );
-        let mut other_template = template.clone();
-        other_template.spec.as_mut().unwrap().containers[0].image = Some("two".into());
-        let other = history::data(&other_template);
-        assert_eq!(
-            history::plan(std::slice::from_ref(&one), &other),
-            history::Plan::Create(2)
-        );
-        let mut two = history::new_revision(
-            "StatefulSet",
-            &meta,
-            &other_template,
-            other,
-            2,
-            Some(0),
-            history::REVISION_HASH_LABEL,
-        );
-        two.metadata.uid = Some("two".into());
-        let mut one_uid = (*one).clone();
-        one_uid.metadata.uid = Some("one".into());
-        let (one, two) = (Arc::new(one_uid), Arc::new(two));
-        // Back to the first template: a rollback renumbers its revision.
-        assert_eq!(
-            history::plan(&[one.clone(), two.clone()], &data),
-            history::Plan::Renumber(one.clone(), 3)
-        );
-        // Pruning: oldest first, never a live one.
-        let live = HashSet::from([two.metadata.name.clone().unwrap()]);
-        assert_eq!(
-            history::to_prune(&[one.clone(), two.clone()], &live, 0),
-            [one.metadata.name.clone().unwrap()]
-        );
-        assert!(history::to_prune(&[one.clone(), two.clone()], &live, 2).is_empty());
-        assert_eq!(
-            history::hash_of(&one, "web", history::REVISION_HASH_LABEL),
-            h
         );
     }
 }

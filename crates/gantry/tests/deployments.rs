@@ -167,6 +167,20 @@ fn events(server: &Server, object: &str) -> String {
     )
 }
 
+/// The events of `object` once they mention `wanted` (within 20 s). Many similar events are combined into
+/// one whose message is the latest ("(combined from similar events): …"), so check each soon after it.
+fn events_until(server: &Server, object: &str, wanted: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let log = events(server, object);
+        if log.contains(wanted) {
+            return log;
+        }
+        assert!(Instant::now() < deadline, "{wanted}: {log}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// The env value `REV` of a pod template.
 fn rev(template: &Value) -> String {
     template["spec"]["containers"][0]["env"][0]["value"]
@@ -380,6 +394,11 @@ fn a_deployment_rolls_out_rolls_back_scales_pauses_and_restarts() {
         annotation(&back, "deployment.kubernetes.io/desired-replicas").as_deref(),
         Some("5")
     );
+    events_until(
+        &server,
+        "web",
+        &format!("Scaled up replica set {first_name} from 3 to 5"),
+    );
     ok(
         KUBECTL,
         &server,
@@ -391,13 +410,11 @@ fn a_deployment_rolls_out_rolls_back_scales_pauses_and_restarts() {
         assert!(Instant::now() < deadline, "never down to 2 pods");
         std::thread::sleep(Duration::from_millis(200));
     }
-    let log = events(&server, "web");
-    for wanted in [
-        format!("Scaled up replica set {first_name} from 3 to 5"),
-        format!("Scaled down replica set {first_name} from 5 to 2"),
-    ] {
-        assert!(log.contains(&wanted), "{wanted}: {log}");
-    }
+    events_until(
+        &server,
+        "web",
+        &format!("Scaled down replica set {first_name} from 5 to 2"),
+    );
 
     // Paused: a template change makes no ReplicaSet, but scaling still works.
     ok(KUBECTL, &server, &["rollout", "pause", "deployment/web"]);

@@ -154,6 +154,7 @@ struct StatusView {
 /// When the watched pods reached each count bound and Running.
 #[derive(Debug, Default)]
 struct Progress {
+    created_at: Vec<Instant>,
     bound_at: Vec<Instant>,
     running_at: Vec<Instant>,
 }
@@ -195,7 +196,8 @@ async fn watch_pods(
     tokio::spawn(async move {
         let mut body = response.into_body();
         let mut progress = Progress::default();
-        let (mut bound, mut running) = (HashSet::new(), HashSet::new());
+        let (mut created, mut bound, mut running) =
+            (HashSet::new(), HashSet::new(), HashSet::new());
         let mut pending = Vec::new();
         while running.len() < count || bound.len() < count {
             let Some(Ok(frame)) = body.frame().await else {
@@ -216,6 +218,9 @@ async fn watch_pods(
                 let pod = event.object;
                 let key = format!("{}/{}", pod.metadata.namespace, pod.metadata.name);
                 let now = Instant::now();
+                if created.insert(key.clone()) {
+                    progress.created_at.push(now);
+                }
                 if pod
                     .spec
                     .and_then(|s| s.node_name)
@@ -337,6 +342,16 @@ async fn phase_a(args: &Args) {
             .unwrap()
             .unwrap();
         deployed.push(all_bound(&progress, start, args.replicas));
+        let at = |v: &Vec<Instant>, f: usize| ms(v[(v.len() * f / 10).min(v.len() - 1)] - start);
+        println!(
+            "    created 10/50/100 %: {} {} {}; bound 10/50/100 %: {} {} {}",
+            at(&progress.created_at, 1),
+            at(&progress.created_at, 5),
+            at(&progress.created_at, 10),
+            at(&progress.bound_at, 1),
+            at(&progress.bound_at, 5),
+            at(&progress.bound_at, 10)
+        );
         println!(
             "    round {round}: bare pods bound {} after the first POST; Deployment's pods bound {} after its POST",
             ms(bare[round]),

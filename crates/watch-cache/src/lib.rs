@@ -26,8 +26,11 @@ use tokio::sync::watch;
 
 pub use object::{Object, is_indexed_field};
 
-/// Events kept for watchers; older ones are read from the store.
-pub const EVENT_CAPACITY: usize = 2048;
+/// Events kept for watchers; older ones are read from the store. A watcher that falls behind the ring lists
+/// everything again, which costs the server far more than the ring's memory (bursts of thousands of pods
+/// and their status updates, read by a dozen controllers, overran 2,048 events; kube-apiserver's rings
+/// grow to 102,400).
+pub const EVENT_CAPACITY: usize = 32_768;
 /// How long a consistent read waits for the cache to catch up with the store before the caller reads the
 /// store itself.
 const FRESH_TIMEOUT: Duration = Duration::from_secs(1);
