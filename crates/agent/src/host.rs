@@ -93,6 +93,24 @@ struct Running {
 pub struct SetupError(String);
 
 impl NodeHost {
+    /// Removes a pod's sandbox in `dir` whatever state it is in: its CNI attachment (DEL tolerates a pod
+    /// never attached, or half gone), its pause, the netns mount, the directory.
+    async fn remove_sandbox(&self, uid: &str, dir: &Path) {
+        let netns = gantry_runtime::pause::netns_path(dir);
+        if let Err(e) = self.network.del(uid, &netns, "eth0", &[]).await {
+            tracing::warn!(pod = %uid, "CNI DEL of a leftover sandbox failed: {e}");
+        }
+        match Sandbox::load(uid, dir) {
+            Ok(pause) => {
+                let _ = pause.stop().await;
+            }
+            Err(_) => {
+                let _ = gantry_runtime::rootfs::unmount(&netns);
+            }
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     /// Opens the host's state under `dir` with the pod network `network`; finds the OCI runtime (crun where
     /// it works, else runc).
     pub fn open(
@@ -390,8 +408,12 @@ impl ContainerHost for NodeHost {
         let dir = self.pod_dir(pod);
         let failed = |e: &dyn std::fmt::Display| error("CreatePodSandboxError", e);
         let host_network = launch::host_network(pod);
-        // Still running from before an agent restart: adopted as it is.
-        if let Ok(sandbox) = Sandbox::load(&id, &dir.join("sandbox")) {
+        let sandbox_dir = dir.join("sandbox");
+        // Still running from before an agent restart, and set up to the end (the address is written last):
+        // adopted as it is.
+        if dir.join("ip").exists()
+            && let Ok(sandbox) = Sandbox::load(&id, &sandbox_dir)
+        {
             let ip = std::fs::read_to_string(dir.join("ip"))
                 .ok()
                 .map(|ip| ip.trim().to_owned());
@@ -414,10 +436,14 @@ impl ContainerHost for NodeHost {
         } else {
             launch::kernel_hostname(pod, &self.node.dns.domain).map_err(|e| failed(&e))?
         };
+        // What a start cut short by an agent restart left (a pause, its netns mount, an attachment) goes first.
+        if sandbox_dir.exists() {
+            self.remove_sandbox(&id, &sandbox_dir).await;
+        }
         self.cgroups
             .create_pod(&format!("/gantry/pod{id}"), &Resources::default())
             .map_err(|e| failed(&e))?;
-        let sandbox = Sandbox::start(&self.exe, "pause", &id, &hostname, &dir.join("sandbox"))
+        let sandbox = Sandbox::start(&self.exe, "pause", &id, &hostname, &sandbox_dir)
             .await
             .map_err(|e| failed(&e))?;
         let ips = if host_network {
@@ -764,20 +790,7 @@ impl ContainerHost for NodeHost {
             }
         }
         let dir = self.dir.join("pods").join(uid);
-        let sandbox = dir.join("sandbox");
-        let netns = gantry_runtime::pause::netns_path(&sandbox);
-        // CNI DEL tolerates a pod that was never attached (host network) or is half gone.
-        if let Err(e) = self.network.del(uid, &netns, "eth0", &[]).await {
-            tracing::warn!(pod = %uid, "CNI DEL of a leftover pod failed: {e}");
-        }
-        match Sandbox::load(uid, &sandbox) {
-            Ok(pause) => {
-                let _ = pause.stop().await;
-            }
-            Err(_) => {
-                let _ = gantry_runtime::rootfs::unmount(&netns);
-            }
-        }
+        self.remove_sandbox(uid, &dir.join("sandbox")).await;
         let _ = self.cgroups.remove(&format!("/gantry/pod{uid}")).await;
         if let Err(e) = std::fs::remove_dir_all(&dir) {
             tracing::warn!(pod = %uid, "removing {}: {e}", dir.display());

@@ -111,8 +111,16 @@ pub async fn run(client: Client, config: AgentConfig, host: host::NodeHost) {
         }
     };
     let status = async {
+        let mut last = tokio::time::Instant::now();
         loop {
-            tokio::time::sleep(node::STATUS_REFRESH).await;
+            // Every STATUS_CHECK the Node is read; its status is written afresh every STATUS_REFRESH, or at
+            // once when it is not Ready (the control plane marked it Unknown while this agent was cut off).
+            tokio::time::sleep(node::STATUS_CHECK).await;
+            let due = last.elapsed() >= node::STATUS_REFRESH;
+            if !due && node::is_ready(&client, &identity.name).await {
+                continue;
+            }
+            last = tokio::time::Instant::now();
             let facts = NodeFacts::gather(&config.data_dir);
             if let Err(e) = node::refresh_status(&client, &identity, &facts).await {
                 tracing::warn!(node = %identity.name, "cannot update the node status: {e}");

@@ -23,6 +23,9 @@ pub fn lease_renewal(seconds: u32) -> Duration {
 }
 /// How often the Node's status (conditions' heartbeat times, capacity) is written.
 pub const STATUS_REFRESH: Duration = Duration::from_secs(60);
+/// How often the Node is read to see whether the control plane thinks it is not Ready (the kubelet's
+/// `nodeStatusUpdateFrequency`).
+pub const STATUS_CHECK: Duration = Duration::from_secs(10);
 /// Pods per node (upstream's default `maxPods`).
 pub const MAX_PODS: u32 = 110;
 /// The kubelet version this agent reports (the API's version, marked as Gantry's).
@@ -174,6 +177,18 @@ pub async fn renew_lease(
         }
         Err(e) => Err(e),
     }
+}
+
+/// Whether the Node's Ready condition says True (false also when it cannot be read).
+pub async fn is_ready(client: &Client, name: &str) -> bool {
+    let nodes: Api<Node> = Api::all(client.clone());
+    nodes.get_status(name).await.is_ok_and(|node| {
+        node.status
+            .and_then(|s| s.conditions)
+            .into_iter()
+            .flatten()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+    })
 }
 
 /// Writes the Node's status afresh (heartbeat times, capacity).

@@ -35,7 +35,9 @@ pub async fn run(
     tokio::spawn(async move { events::write(queue, &writer, &reporter).await });
     let api: Arc<dyn PodApi> = Arc::new(KubePodApi { client, events });
     let config = watcher::Config::default().fields(&format!("spec.nodeName={node}"));
-    let mut events = watcher(pods, config).default_backoff().boxed();
+    let mut events = watcher(pods, config.any_semantic())
+        .default_backoff()
+        .boxed();
     let mut workers: HashMap<String, watch::Sender<Option<Value>>> = HashMap::new();
     let mut listed: Vec<String> = Vec::new();
     // Worker tasks by pod uid, kept until they end (a deleted pod's worker still stops its containers).

@@ -353,6 +353,11 @@ impl Call<'_> {
             None => 0,
         };
         let continuing = self.query.get("continue").is_some_and(|c| !c.is_empty());
+        // `resourceVersion=0` (any version will do, what informers list with) is answered whole from the
+        // cache, its limit ignored, as kube-apiserver's watch cache does: paging through the store instead
+        // made every relist of a large collection cost the server hundreds of store reads.
+        let any_version = self.query.get("resourceVersion").map(String::as_str) == Some("0");
+        let limit = if any_version && !continuing { 0 } else { limit };
         // The first page of a list at the latest revision comes from the cache; a continuation or a list at
         // an exact older revision reads the store at that revision.
         if !continuing && exact_revision(self.query)?.is_none() && self.cache_ready().await? {

@@ -18,7 +18,8 @@ use crate::api::{key, namespace_of, revision};
 use crate::pods;
 
 /// The events of a watch of `api`: after an error it starts again (with kube-rs's default back-off) and
-/// relists.
+/// relists. Lists ask for any resourceVersion, as informers do, so the API server answers them whole from
+/// its watch cache.
 pub fn watch<K>(
     api: Api<K>,
     config: watcher::Config,
@@ -26,7 +27,9 @@ pub fn watch<K>(
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
 {
-    watcher(api, config).default_backoff().boxed()
+    watcher(api, config.any_semantic())
+        .default_backoff()
+        .boxed()
 }
 
 /// The events of a [`watch`] of every `K`.

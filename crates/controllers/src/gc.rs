@@ -150,7 +150,7 @@ struct Done {
 pub async fn run(client: Client) {
     let streams = KINDS.iter().enumerate().map(|(i, k)| {
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &k.resource());
-        watcher(api, watcher::Config::default())
+        watcher(api, watcher::Config::default().any_semantic())
             .default_backoff()
             .map(move |event| (i, event))
             .boxed()

@@ -63,6 +63,8 @@ pub async fn run(client: Client, grace: Duration) {
         nodes: HashMap::new(),
         pods: HashMap::new(),
         nodes_synced: false,
+        leases_synced: false,
+        next_no_execute: Instant::now(),
         missing_since: HashMap::new(),
         writing: HashSet::new(),
         done: done_tx,
@@ -79,8 +81,14 @@ pub async fn run(client: Client, grace: Duration) {
             },
             Some(event) = lease_events.next() => match event {
                 Ok(watcher::Event::Apply(lease) | watcher::Event::InitApply(lease)) => controller.lease_seen(&lease),
-                Ok(_) => {}
-                Err(e) => tracing::warn!("node lifecycle: watching leases: {e}"),
+                Ok(watcher::Event::Init) => controller.leases_synced = false,
+                Ok(watcher::Event::InitDone) => controller.leases_synced = true,
+                Ok(watcher::Event::Delete(_)) => {}
+                Err(e) => {
+                    // Heartbeats may be missed until the watch is back: judge no node meanwhile.
+                    controller.leases_synced = false;
+                    tracing::warn!("node lifecycle: watching leases: {e}");
+                }
             },
             Some(event) = pod_events.next() => match event {
                 Ok(event) => controller.pod_event(event),
@@ -135,6 +143,10 @@ struct Controller {
     /// Bound pods by node, then uid.
     pods: HashMap<String, HashMap<String, BoundPod>>,
     nodes_synced: bool,
+    /// Whether the Lease watch is listed and unbroken: nodes are only judged silent while it is.
+    leases_synced: bool,
+    /// When a node may next get the NoExecute taint (upstream's eviction rate limiter).
+    next_no_execute: Instant,
     /// Nodes that pods are bound to but that do not exist, since when.
     missing_since: HashMap<String, Instant>,
     /// Objects being written (`node/NAME`, `pod/UID`): not written again until done.
@@ -254,24 +266,62 @@ impl Controller {
     /// are evicted when their time is up, pods of missing nodes are collected.
     fn monitor(&mut self, now: Instant, wall: Timestamp) {
         let mut writes = Vec::new();
+        let unhealthy = self
+            .nodes
+            .values()
+            .filter(|s| readiness(&s.node) != "True")
+            .count();
+        let disruption = Disruption::of(unhealthy, self.nodes.len());
         for (name, state) in &self.nodes {
             let node = &state.node;
             let stale = now.duration_since(state.heard) > self.grace;
-            if stale && readiness(node) != "Unknown" {
+            if stale && self.leases_synced && readiness(node) != "Unknown" {
                 writes.push(Write::MarkUnknown(node.clone()));
                 continue;
             }
-            let wanted = wanted_taints(node, wall);
-            if wanted
-                != node
-                    .spec
-                    .as_ref()
-                    .and_then(|s| s.taints.clone())
-                    .unwrap_or_default()
-            {
+            let current = node
+                .spec
+                .as_ref()
+                .and_then(|s| s.taints.clone())
+                .unwrap_or_default();
+            let mut wanted = wanted_taints(node, wall);
+            let adds_no_execute = |taints: &[Taint]| {
+                taints.iter().any(|t| {
+                    t.effect == "NoExecute"
+                        && matches!(t.key.as_str(), NOT_READY | UNREACHABLE)
+                        && !current
+                            .iter()
+                            .any(|c| c.key == t.key && c.effect == t.effect)
+                })
+            };
+            if adds_no_execute(&wanted) {
+                // NoExecute taints (which evict) are added at the rate the cluster's health allows.
+                match disruption.interval() {
+                    Some(interval) if now >= self.next_no_execute => {
+                        self.next_no_execute = now + interval;
+                    }
+                    _ => wanted.retain(|t| {
+                        t.effect != "NoExecute"
+                            || current
+                                .iter()
+                                .any(|c| c.key == t.key && c.effect == t.effect)
+                    }),
+                }
+            }
+            if disruption == Disruption::Full {
+                // Every node silent at once: the control plane's own trouble, most likely; evict nobody.
+                wanted.retain(|t| {
+                    t.effect != "NoExecute" || !matches!(t.key.as_str(), NOT_READY | UNREACHABLE)
+                });
+            }
+            if wanted != current {
                 writes.push(Write::Taints(node.clone(), wanted));
             }
             let not_ready = readiness(node) != "True";
+            if !not_ready && !current.iter().any(|t| t.effect == "NoExecute") {
+                // A healthy node without NoExecute taints: nothing to do for its pods.
+                continue;
+            }
             let no_execute: Vec<&Taint> = node
                 .spec
                 .iter()
@@ -324,6 +374,40 @@ impl Controller {
             }
             let _ = done.send(key);
         });
+    }
+}
+
+/// How much of the cluster is not Ready, as upstream's zone states (one zone here): it sets how fast nodes
+/// get the NoExecute taints that evict their pods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Disruption {
+    /// Few nodes down: one node per 10 s (`--node-eviction-rate` 0.1).
+    Normal,
+    /// More than 55 % of the nodes (and at least 3) down: one node per 100 s in clusters of more than 50
+    /// nodes (`--secondary-node-eviction-rate` 0.01), none in smaller ones.
+    Partial { large: bool },
+    /// Every node down: no evictions, and the NoExecute taints come off.
+    Full,
+}
+
+impl Disruption {
+    fn of(unhealthy: usize, total: usize) -> Disruption {
+        if total > 0 && unhealthy == total {
+            Disruption::Full
+        } else if unhealthy >= 3 && unhealthy * 100 > total * 55 {
+            Disruption::Partial { large: total > 50 }
+        } else {
+            Disruption::Normal
+        }
+    }
+
+    /// The time between two nodes tainted NoExecute; `None`: none is.
+    fn interval(self) -> Option<Duration> {
+        match self {
+            Disruption::Normal => Some(Duration::from_secs(10)),
+            Disruption::Partial { large: true } => Some(Duration::from_secs(100)),
+            Disruption::Partial { large: false } | Disruption::Full => None,
+        }
     }
 }
 
@@ -582,6 +666,22 @@ mod tests {
         // Ready again: only the node's own taint is left.
         let back = wanted_taints(&node("True", serde_json::to_value(&still).unwrap()), at(20));
         assert_eq!(keys(&back), keys(&ready));
+    }
+
+    #[test]
+    fn evictions_slow_down_and_stop_as_more_of_the_cluster_is_down() {
+        assert_eq!(Disruption::of(0, 2), Disruption::Normal);
+        assert_eq!(Disruption::of(1, 2), Disruption::Normal);
+        assert_eq!(Disruption::of(2, 2), Disruption::Full);
+        assert_eq!(Disruption::of(2, 3), Disruption::Normal);
+        assert_eq!(Disruption::of(3, 4), Disruption::Partial { large: false });
+        assert_eq!(
+            Disruption::of(4848, 5000),
+            Disruption::Partial { large: true }
+        );
+        assert_eq!(Disruption::Normal.interval(), Some(Duration::from_secs(10)));
+        assert_eq!(Disruption::Partial { large: false }.interval(), None);
+        assert_eq!(Disruption::Full.interval(), None);
     }
 
     #[test]

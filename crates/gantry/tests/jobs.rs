@@ -93,15 +93,22 @@ fn job_until(
         if condition(&current, type_).is_some() {
             return current;
         }
-        assert!(
-            Instant::now() < deadline,
-            "job {job} never got {type_}: {:#}\npods: {:#?}",
-            current["status"],
-            job_pods(server, job)
+        if Instant::now() >= deadline {
+            let pods = job_pods(server, job);
+            let unfinished: Vec<String> = pods
                 .iter()
-                .map(|p| (name(p), phase(p).to_owned()))
-                .collect::<Vec<_>>()
-        );
+                .filter(|p| active(p))
+                .map(|p| ok(KUBECTL, server, &["describe", "pod", &name(p)]))
+                .collect();
+            panic!(
+                "job {job} never got {type_}: {:#}\npods: {:#?}\n{}",
+                current["status"],
+                pods.iter()
+                    .map(|p| (name(p), phase(p).to_owned()))
+                    .collect::<Vec<_>>(),
+                unfinished.join("\n")
+            );
+        }
         std::thread::sleep(Duration::from_millis(200));
     }
 }

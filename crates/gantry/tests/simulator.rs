@@ -97,6 +97,29 @@ fn simulated_nodes_run_the_pods_bound_to_them() {
             .ok_or(format!("{out:?}"))
     });
 
+    // A node marked Unknown (as the node lifecycle controller does when Leases stop) posts its status again.
+    ok(
+        KUBECTL,
+        &server,
+        &[
+            "patch",
+            "node",
+            "sim-1",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            r#"{"status":{"conditions":[{"type":"Ready","status":"Unknown","reason":"Test"}]}}"#,
+        ],
+    );
+    until(Duration::from_secs(10), "sim-1 Ready again", || {
+        let node = get(&server, &["get", "node", "sim-1"]);
+        let conditions = node["status"]["conditions"].to_string();
+        conditions
+            .contains(r#""status":"True","type":"Ready""#)
+            .then_some(())
+            .ok_or(conditions)
+    });
+
     // 10 replicas on 3 nodes of 4 pods each: spread over all three, each Running with an address.
     let manifest = r#"apiVersion: apps/v1
 kind: ReplicaSet

@@ -69,8 +69,10 @@ pub async fn run(client: Client) {
     let pods: Api<Pod> = Api::all(client.clone());
     let nodes: Api<Node> = Api::all(client.clone());
     let config = watcher::Config::default().fields("status.phase!=Succeeded,status.phase!=Failed");
-    let mut pod_events = watcher(pods, config).default_backoff().boxed();
-    let mut node_events = watcher(nodes, watcher::Config::default())
+    let mut pod_events = watcher(pods, config.any_semantic())
+        .default_backoff()
+        .boxed();
+    let mut node_events = watcher(nodes, watcher::Config::default().any_semantic())
         .default_backoff()
         .boxed();
     let (bound_tx, mut bound_rx) = mpsc::unbounded_channel();

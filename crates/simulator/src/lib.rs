@@ -1,6 +1,7 @@
 //! Simulated nodes for scale work, as KWOK does it: `gantry agent --simulate N` registers N Nodes that
-//! renew their Leases like real agents and report every pod bound to them Running and Ready at once (with
-//! an address from the node's own range), without running anything; a pod being deleted is removed at once.
+//! renew their Leases like real agents (and post their status again when the control plane marked them not
+//! Ready) and report every pod bound to them Running and Ready at once (with an address from the node's own
+//! range), without running anything; a pod being deleted is removed at once.
 //! Thousands of nodes and hundreds of thousands of pods fit on one machine, so the control plane (API
 //! server, scheduler, controllers, node lifecycle) can be measured at the scale Kubernetes supports.
 //!
@@ -143,7 +144,48 @@ pub async fn run(client: Client, options: Options) {
     tokio::join!(
         renew_leases(&client, &nodes, &uids, options.lease_duration_seconds),
         serve_pods(&client, &nodes),
+        keep_nodes_ready(&client, &nodes, options.max_pods),
     );
+}
+
+/// Writes a node's status afresh when the control plane marked it not Ready (as an agent that finds its
+/// Node marked Unknown after being cut off does).
+async fn keep_nodes_ready(client: &Client, nodes: &[SimulatedNode], max_pods: u32) {
+    let by_name: HashMap<&str, &SimulatedNode> =
+        nodes.iter().map(|n| (n.name.as_str(), n)).collect();
+    let simulated = watcher::Config::default()
+        .labels(&format!("{SIMULATED_LABEL}=true"))
+        .any_semantic();
+    let api: Api<Node> = Api::all(client.clone());
+    let mut events = watcher(api.clone(), simulated).default_backoff().boxed();
+    let permits = Arc::new(Semaphore::new(IN_FLIGHT));
+    while let Some(event) = events.next().await {
+        let Ok(watcher::Event::Apply(node) | watcher::Event::InitApply(node)) = event else {
+            continue;
+        };
+        let ready = node
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        let Some(simulated) = node.metadata.name.as_deref().and_then(|n| by_name.get(n)) else {
+            continue;
+        };
+        if ready {
+            continue;
+        }
+        let status = json!({"status": simulated.object(max_pods)["status"]});
+        let (api, name, permits) = (api.clone(), simulated.name.clone(), permits.clone());
+        tokio::spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            if let Err(e) = api
+                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+                .await
+            {
+                tracing::debug!(node = %name, "simulator: {e}");
+            }
+        });
+    }
 }
 
 /// Registers every node (taking over existing ones), retrying until each is in; returns their uids.
@@ -245,7 +287,7 @@ async fn serve_pods(client: &Client, nodes: &[SimulatedNode]) {
         nodes.iter().map(|n| (n.name.as_str(), n)).collect();
     let mut started: Vec<u32> = vec![0; nodes.len()];
     let bound = watcher::Config::default().fields("spec.nodeName!=");
-    let mut events = watcher(Api::<Pod>::all(client.clone()), bound)
+    let mut events = watcher(Api::<Pod>::all(client.clone()), bound.any_semantic())
         .default_backoff()
         .boxed();
     let permits = Arc::new(Semaphore::new(IN_FLIGHT));
