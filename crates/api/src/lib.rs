@@ -3,6 +3,7 @@
 //! Each follows Kubernetes' apimachinery (1.33): same syntax, same matching, same error messages.
 
 pub mod convert;
+pub mod cron;
 pub mod defaults;
 pub mod duplicates;
 pub mod field;
