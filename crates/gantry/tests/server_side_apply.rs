@@ -48,7 +48,7 @@ fn managers(object: &Value) -> Vec<(String, String)> {
 
 #[test]
 fn kubectl_applies_server_side_with_ownership_and_conflicts() {
-    let server = Server::start();
+    let server = Server::without_controllers();
     for version in KUBECTL_VERSIONS {
         let ns = format!("ssa-{}", version.replace('.', "-"));
         ok(version, &server, &["create", "namespace", &ns]);
@@ -150,7 +150,7 @@ fn kubectl_applies_server_side_with_ownership_and_conflicts() {
 
 #[test]
 fn client_side_applied_objects_move_to_server_side_apply() {
-    let server = Server::start();
+    let server = Server::without_controllers();
     for version in KUBECTL_VERSIONS {
         let ns = format!("csa-{}", version.replace('.', "-"));
         ok(version, &server, &["create", "namespace", &ns]);
@@ -210,7 +210,7 @@ fn client_side_applied_objects_move_to_server_side_apply() {
 /// what left the file; client-side and server-side both.
 #[test]
 fn apply_prune_with_an_applyset() {
-    let server = Server::start();
+    let server = Server::without_controllers();
     for version in KUBECTL_VERSIONS {
         let ns = format!("set-{}", version.replace('.', "-"));
         ok(version, &server, &["create", "namespace", &ns]);

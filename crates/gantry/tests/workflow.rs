@@ -337,7 +337,7 @@ fn editor(dir: &Path, name: &str, body: &str) -> PathBuf {
 
 #[test]
 fn version_and_discovery() {
-    let server = Server::start();
+    let server = Server::without_controllers();
     for version in KUBECTL_VERSIONS {
         let k = Kubectl::new(version, &server);
         let out = k.ok(&["version"]);
@@ -395,7 +395,7 @@ fn version_and_discovery() {
 
 #[test]
 fn apply_a_multi_document_file_then_a_change() {
-    let server = Server::start();
+    let server = Server::without_controllers();
     for version in KUBECTL_VERSIONS {
         let k = Kubectl::new(version, &server);
         let ns = namespace("apply", version);
@@ -510,7 +510,7 @@ fn apply_a_multi_document_file_then_a_change() {
 
 #[test]
 fn get_in_every_output_format() {
-    let server = Server::start();
+    let server = Server::without_controllers();
     for version in KUBECTL_VERSIONS {
         let k = Kubectl::new(version, &server);
         let ns = namespace("get", version);
@@ -723,7 +723,7 @@ fn get_in_every_output_format() {
 
 #[test]
 fn get_watch_sees_changes() {
-    let server = Server::start();
+    let server = Server::without_controllers();
     for version in KUBECTL_VERSIONS {
         let k = Kubectl::new(version, &server);
         let ns = namespace("watch", version);
@@ -810,7 +810,7 @@ fn get_watch_sees_changes() {
 
 #[test]
 fn describe_shows_the_key_lines() {
-    let server = Server::start();
+    let server = Server::without_controllers();
     for version in KUBECTL_VERSIONS {
         let k = Kubectl::new(version, &server);
         let ns = namespace("describe", version);
@@ -905,7 +905,7 @@ fn describe_shows_the_key_lines() {
 
 #[test]
 fn label_annotate_scale_and_patch() {
-    let server = Server::start();
+    let server = Server::without_controllers();
     for version in KUBECTL_VERSIONS {
         let k = Kubectl::new(version, &server);
         let ns = namespace("change", version);
@@ -1122,7 +1122,7 @@ fn label_annotate_scale_and_patch() {
 
 #[test]
 fn edit_through_an_editor_script() {
-    let server = Server::start();
+    let server = Server::without_controllers();
     let dir = server.dir.path();
     let purple = editor(
         dir,
@@ -1215,7 +1215,7 @@ fn edit_through_an_editor_script() {
 
 #[test]
 fn diff_against_a_server_side_dry_run() {
-    let server = Server::start();
+    let server = Server::without_controllers();
     for version in KUBECTL_VERSIONS {
         let k = Kubectl::new(version, &server);
         let ns = namespace("diff", version);
@@ -1280,7 +1280,7 @@ fn diff_against_a_server_side_dry_run() {
 
 #[test]
 fn delete_and_wait() {
-    let server = Server::start();
+    let server = Server::without_controllers();
     for version in KUBECTL_VERSIONS {
         let k = Kubectl::new(version, &server);
         let ns = namespace("delete", version);
@@ -1369,7 +1369,7 @@ fn delete_and_wait() {
 
 #[test]
 fn a_new_user_goes_on() {
-    let server = Server::start();
+    let server = Server::without_controllers();
     for version in KUBECTL_VERSIONS {
         let k = Kubectl::new(version, &server);
         let ns = namespace("newbie", version);
@@ -1610,7 +1610,7 @@ fn a_new_user_goes_on() {
 /// (SelfSubjectReview: the admin certificate's user and groups).
 #[test]
 fn auth_can_i_and_whoami() {
-    let server = Server::start();
+    let server = Server::without_controllers();
     for version in KUBECTL_VERSIONS {
         let k = Kubectl::new(version, &server);
         assert_eq!(
@@ -1648,7 +1648,7 @@ fn auth_can_i_and_whoami() {
 /// event, and kubectl says `patched (no change)`.
 #[test]
 fn a_patch_that_changes_nothing_is_not_written() {
-    let server = Server::start();
+    let server = Server::without_controllers();
     for version in KUBECTL_VERSIONS {
         let k = Kubectl::new(version, &server);
         let ns = namespace("noop", version);
@@ -1679,7 +1679,7 @@ fn a_patch_that_changes_nothing_is_not_written() {
 /// then returns.
 #[test]
 fn removing_the_last_finalizer_completes_a_deletion() {
-    let server = Server::start();
+    let server = Server::without_controllers();
     for version in KUBECTL_VERSIONS {
         let k = Kubectl::new(version, &server);
         let ns = namespace("finalizer", version);
@@ -1727,7 +1727,7 @@ fn removing_the_last_finalizer_completes_a_deletion() {
 /// Kubernetes: the namespace is only marked Terminating, its objects are still there to delete.
 #[test]
 fn delete_of_an_applied_file_that_holds_its_namespace() {
-    let server = Server::start();
+    let server = Server::without_controllers();
     for version in KUBECTL_VERSIONS {
         let k = Kubectl::new(version, &server);
         let ns = namespace("nsfile", version);
@@ -1746,7 +1746,7 @@ fn delete_of_an_applied_file_that_holds_its_namespace() {
 /// shows STATUS Pending and `--field-selector=status.phase=Pending` finds it.
 #[test]
 fn a_new_pod_is_pending() {
-    let server = Server::start();
+    let server = Server::without_controllers();
     for version in KUBECTL_VERSIONS {
         let k = Kubectl::new(version, &server);
         let ns = namespace("pod", version);
@@ -1789,7 +1789,7 @@ fn a_new_pod_is_pending() {
 /// is.
 #[test]
 fn protobuf_bodies_with_inline_fields() {
-    let server = Server::start();
+    let server = Server::without_controllers();
     let k = Kubectl::new("1.33", &server);
     let ns = "proto-inline";
     k.ok(&["create", "namespace", ns]);
@@ -1828,7 +1828,7 @@ fn protobuf_bodies_with_inline_fields() {
 /// core/v1 ReplicationController; without it in discovery, prune fails before deleting anything.
 #[test]
 fn apply_prune_with_the_default_allowlist() {
-    let server = Server::start();
+    let server = Server::without_controllers();
     for version in KUBECTL_VERSIONS {
         let k = Kubectl::new(version, &server);
         let ns = namespace("prune", version);
@@ -1867,7 +1867,7 @@ fn apply_prune_with_the_default_allowlist() {
 /// none (kubectl patch, `--validate=false`, most clients): Kubernetes decodes into its types and loses them.
 #[test]
 fn unknown_fields_are_dropped_unless_strict() {
-    let server = Server::start();
+    let server = Server::without_controllers();
     for version in KUBECTL_VERSIONS {
         let k = Kubectl::new(version, &server);
         let ns = namespace("unknown", version);
@@ -1909,7 +1909,7 @@ fn unknown_fields_are_dropped_unless_strict() {
 /// autoscaling/v1 beside v2.
 #[test]
 fn autoscale_with_autoscaling_v1() {
-    let server = Server::start();
+    let server = Server::without_controllers();
     for version in ["1.27", "1.30"] {
         let k = Kubectl::new(version, &server);
         let ns = namespace("hpa", version);

@@ -25,6 +25,12 @@ impl Server {
         Self::start_with(&[])
     }
 
+    /// A server whose controllers are off: objects stay as clients write them (no controller writes a
+    /// Deployment's status or manages its fields), for tests of the API's own semantics.
+    pub(crate) fn without_controllers() -> Server {
+        Self::start_with(&["--disable-controllers"])
+    }
+
     /// A server with extra `gantry server` flags.
     pub(crate) fn start_with(flags: &[&str]) -> Server {
         let mut all = vec!["--disable-agent"];
