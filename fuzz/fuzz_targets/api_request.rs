@@ -241,6 +241,7 @@ async fn start() -> Api {
         services: ServiceRanges::default(),
         advertise: SocketAddr::new(Ipv4Addr::new(192, 0, 2, 10).into(), 6443),
         nodes: None,
+        pod_admission: Default::default(),
     };
     Api::start(store, tokens(), config)
         .await
