@@ -179,16 +179,21 @@ pub async fn renew_lease(
     }
 }
 
-/// Whether the Node's Ready condition says True (false also when it cannot be read).
+/// Whether the Node's Ready condition says True.
+pub fn node_is_ready(node: &Node) -> bool {
+    node.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// Whether the Node called `name` is Ready (false also when it cannot be read).
 pub async fn is_ready(client: &Client, name: &str) -> bool {
     let nodes: Api<Node> = Api::all(client.clone());
-    nodes.get_status(name).await.is_ok_and(|node| {
-        node.status
-            .and_then(|s| s.conditions)
-            .into_iter()
-            .flatten()
-            .any(|c| c.type_ == "Ready" && c.status == "True")
-    })
+    nodes
+        .get_status(name)
+        .await
+        .is_ok_and(|node| node_is_ready(&node))
 }
 
 /// Writes the Node's status afresh (heartbeat times, capacity).

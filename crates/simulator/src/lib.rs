@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use gantry_agent::node::{lease_renewal, now, renew_lease};
+use gantry_agent::node::{lease_renewal, node_is_ready, now, renew_lease};
 use gantry_client::k8s_openapi::api::core::v1::{Node, Pod};
 use gantry_client::kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use gantry_client::kube::runtime::{WatchStreamExt, watcher};
@@ -163,11 +163,7 @@ async fn keep_nodes_ready(client: &Client, nodes: &[SimulatedNode], max_pods: u3
         let Ok(watcher::Event::Apply(node) | watcher::Event::InitApply(node)) = event else {
             continue;
         };
-        let ready = node
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        let ready = node_is_ready(&node);
         let Some(simulated) = node.metadata.name.as_deref().and_then(|n| by_name.get(n)) else {
             continue;
         };
