@@ -45,7 +45,9 @@ pub struct NodeHost {
     cgroups: Cgroups,
     images: ImageStore,
     pull: PullOptions,
-    network: Network,
+    /// The pods' network; its addresses are the node's pod CIDR, known once the Node has one
+    /// ([`NodeHost::set_network`]).
+    network: std::sync::RwLock<Network>,
     node: NodeSettings,
     sandboxes: Mutex<HashMap<String, PodSandbox>>,
     containers: Mutex<HashMap<String, Running>>,
@@ -97,7 +99,7 @@ impl NodeHost {
     /// never attached, or half gone), its pause, the netns mount, the directory.
     async fn remove_sandbox(&self, uid: &str, dir: &Path) {
         let netns = gantry_runtime::pause::netns_path(dir);
-        if let Err(e) = self.network.del(uid, &netns, "eth0", &[]).await {
+        if let Err(e) = self.network().del(uid, &netns, "eth0", &[]).await {
             tracing::warn!(pod = %uid, "CNI DEL of a leftover sandbox failed: {e}");
         }
         match Sandbox::load(uid, dir) {
@@ -111,7 +113,8 @@ impl NodeHost {
         let _ = std::fs::remove_dir_all(dir);
     }
 
-    /// Opens the host's state under `dir` with the pod network `network`; finds the OCI runtime (crun where
+    /// Opens the host's state under `dir` with the pod network `network` (its plugins must be there; its
+    /// addresses may change with [`set_network`](Self::set_network) before the first pod); finds the OCI runtime (crun where
     /// it works, else runc).
     pub fn open(
         dir: &Path,
@@ -166,11 +169,24 @@ impl NodeHost {
             cgroups,
             images,
             pull,
-            network,
+            network: std::sync::RwLock::new(network),
             node,
             sandboxes: Mutex::new(HashMap::new()),
             containers: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The pods' network as it is now.
+    fn network(&self) -> Network {
+        self.network
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Sets the pods' network (once the node's pod CIDR is known; sandboxes are made only after that).
+    pub fn set_network(&self, network: Network) {
+        *self.network.write().unwrap_or_else(|p| p.into_inner()) = network;
     }
 
     /// `runc://1.1.5`, as a Node's `containerRuntimeVersion` says.
@@ -450,7 +466,7 @@ impl ContainerHost for NodeHost {
             vec![self.node.node_ip.clone()]
         } else {
             let attached = self
-                .network
+                .network()
                 .add(&id, &sandbox.netns_path(), "eth0", &port_mappings(pod))
                 .await;
             match attached {
@@ -468,7 +484,7 @@ impl ContainerHost for NodeHost {
         if let Err(e) = written {
             if !host_network {
                 let _ = self
-                    .network
+                    .network()
                     .del(&id, &sandbox.netns_path(), "eth0", &[])
                     .await;
             }
@@ -811,7 +827,7 @@ impl ContainerHost for NodeHost {
             // A pod on the host's network was never attached: the node's network is left alone.
             if !host_network
                 && let Err(e) = self
-                    .network
+                    .network()
                     .del(&sandbox.id, &pause.netns_path(), "eth0", &[])
                     .await
             {

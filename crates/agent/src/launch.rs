@@ -37,6 +37,8 @@ pub struct Launch {
 pub trait EnvSources {
     fn config_map(&self, name: &str) -> Option<BTreeMap<String, String>>;
     fn secret(&self, name: &str) -> Option<BTreeMap<String, String>>;
+    /// The Service variables the container gets ([`crate::service_links::variables`]).
+    fn service_variables(&self) -> Vec<(String, String)>;
 }
 
 /// The ConfigMaps (`false`) and Secrets (`true`) the container's environment refers to, by name, once each.
@@ -139,7 +141,8 @@ pub fn resolve(
     })
 }
 
-/// The image's environment, then `envFrom`, then `env` (each `$(VAR)`-expanded against what comes before it).
+/// The image's environment, then the Services' variables, then `envFrom`, then `env` (each `$(VAR)`-expanded
+/// against what comes before it).
 fn environment(
     pod: &Value,
     container: &Value,
@@ -154,6 +157,9 @@ fn environment(
     for entry in &image.env {
         let (name, value) = entry.split_once('=').unwrap_or((entry, ""));
         set(&mut env, name.to_owned(), value.to_owned());
+    }
+    for (name, value) in sources.service_variables() {
+        set(&mut env, name, value);
     }
     for source in container
         .get("envFrom")
@@ -714,6 +720,9 @@ mod tests {
         fn secret(&self, name: &str) -> Option<BTreeMap<String, String>> {
             (name == "creds").then(|| [("password".to_owned(), "s3cret".to_owned())].into())
         }
+        fn service_variables(&self) -> Vec<(String, String)> {
+            vec![("WEB_SERVICE_HOST".into(), "10.43.0.5".into())]
+        }
     }
 
     fn pod() -> Value {
@@ -774,6 +783,7 @@ mod tests {
         let launch = resolve(&pod(), &container, &image(), &Sources).unwrap();
         let env: BTreeMap<_, _> = launch.env.iter().cloned().collect();
         assert_eq!(env["MODE"], "fast");
+        assert_eq!(env["WEB_SERVICE_HOST"], "10.43.0.5");
         assert_eq!(env["PATH"], "/usr/bin:/bin");
         assert_eq!(env["POD"], "web-1");
         assert_eq!(env["APP"], "web");

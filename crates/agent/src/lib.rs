@@ -7,10 +7,12 @@ pub mod facts;
 pub mod host;
 pub mod launch;
 pub mod logs;
+pub mod network;
 pub mod node;
 pub mod pods;
 pub mod probes;
 pub mod restart;
+pub mod service_links;
 pub mod sessions;
 pub mod status;
 pub mod worker;
@@ -33,8 +35,18 @@ pub struct AgentConfig {
     pub node_ip: IpAddr,
     /// Where the agent keeps its state (containers, logs, images).
     pub data_dir: PathBuf,
-    /// The addresses this node gives its pods (`10.42.0.0/24`).
-    pub pod_cidr: String,
+    /// The addresses this node gives its pods (`10.42.0.0/24`); without one, the control plane allocates them
+    /// (the Node's `spec.podCIDR`).
+    pub pod_cidr: Option<gantry_net::Ipv4Net>,
+    /// The cluster's pod network (every node's pod CIDR is in it).
+    pub cluster_cidr: gantry_net::Ipv4Net,
+    /// The cluster's Service network (ClusterIPs).
+    pub service_cidr: gantry_net::Ipv4Net,
+    /// How pods reach other nodes' pods (VXLAN or plain routes).
+    pub pod_network: gantry_net::overlay::Backend,
+    /// The name of the agent's nftables tables (`gantry`, the Service proxy's; `<name>-node` holds the pod
+    /// egress masquerade and the cluster DNS redirect).
+    pub nft_table: String,
     /// The Linux bridge pods are attached to (`cni0`).
     pub cni_bridge: String,
     /// Registries (`host:port`) pulled from over plain HTTP.
@@ -55,15 +67,13 @@ pub struct AgentConfig {
 /// Opens what runs the node's containers: fails (naming what to install) when the host lacks an OCI runtime,
 /// the CNI plugins or overlayfs, or the agent is not root.
 pub fn open_host(config: &AgentConfig) -> Result<host::NodeHost, host::SetupError> {
-    let network = gantry_net::default_network(
-        &config.pod_cidr,
-        &config.cni_bridge,
-        1450,
-        &config.data_dir.join("cni"),
-    );
+    // Until the Node has a pod CIDR, a network of no addresses: no pod is started before it does.
+    let cidr = config
+        .pod_cidr
+        .map_or("0.0.0.0/32".to_owned(), |c| c.to_string());
     host::NodeHost::open(
         &config.data_dir,
-        network,
+        pod_network(config, &cidr),
         gantry_images::PullOptions {
             plain_http_registries: config.plain_http_registries.clone(),
             credentials: None,
@@ -78,6 +88,15 @@ pub fn open_host(config: &AgentConfig) -> Result<host::NodeHost, host::SetupErro
     )
 }
 
+fn pod_network(config: &AgentConfig, cidr: &str) -> gantry_net::Network {
+    gantry_net::default_network(
+        cidr,
+        &config.cni_bridge,
+        gantry_net::overlay::VXLAN_MTU,
+        &config.data_dir.join("cni"),
+    )
+}
+
 /// Runs the agent for as long as the process lives: registers the Node (retrying until the API answers),
 /// renews its Lease, refreshes its status, and runs the pods bound to it on `host`.
 pub async fn run(client: Client, config: AgentConfig, host: host::NodeHost) {
@@ -87,6 +106,7 @@ pub async fn run(client: Client, config: AgentConfig, host: host::NodeHost) {
         ip: config.node_ip,
         runtime_version: host.runtime_version(),
         endpoint_port: config.endpoint_port,
+        pod_cidr: config.pod_cidr.map(|c| c.to_string()),
     };
     let uid = loop {
         match node::register(&client, &identity, &facts).await {
@@ -147,13 +167,22 @@ pub async fn run(client: Client, config: AgentConfig, host: host::NodeHost) {
         }
     };
     let index = std::sync::Arc::new(worker::PodIndex::default());
-    let pods = pods::run(
-        client.clone(),
-        identity.name.clone(),
-        identity.ip.to_string(),
-        host,
-        index.clone(),
-    );
+    // Pods start once the node has its pod CIDR (the Lease and status go on meanwhile).
+    let pod_index = index.clone();
+    let network_and_pods = async {
+        let pod_cidr = network::pod_cidr(&client, &identity.name, config.pod_cidr).await;
+        tracing::info!(node = %identity.name, %pod_cidr, "pod network");
+        host.set_network(pod_network(&config, &pod_cidr.to_string()));
+        let node_network = network::run(&client, &identity, &config, pod_cidr);
+        let pods = pods::run(
+            client.clone(),
+            identity.name.clone(),
+            identity.ip.to_string(),
+            host,
+            pod_index,
+        );
+        futures::join!(node_network, pods);
+    };
     let endpoint = async {
         let names = vec![identity.name.clone(), identity.ip.to_string()];
         let tls = match gantry_pki::node_endpoint_config(&config.ca_pem, &names) {
@@ -178,5 +207,5 @@ pub async fn run(client: Client, config: AgentConfig, host: host::NodeHost) {
             Err(e) => tracing::error!("the node endpoint cannot listen on {address}: {e}"),
         }
     };
-    futures::join!(lease, status, pods, endpoint, images);
+    futures::join!(lease, status, network_and_pods, endpoint, images);
 }

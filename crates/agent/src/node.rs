@@ -40,6 +40,8 @@ pub struct NodeIdentity {
     pub runtime_version: String,
     /// The port of the agent's HTTPS endpoint.
     pub endpoint_port: u16,
+    /// The pod CIDR the agent was told to use (set on the Node it creates; else the control plane's).
+    pub pod_cidr: Option<String>,
 }
 
 /// The Node as the agent registers it: metadata (with the well-known labels) and status.
@@ -57,7 +59,10 @@ pub fn node_object(node: &NodeIdentity, facts: &NodeFacts, now: &str) -> Value {
                 "beta.kubernetes.io/arch": facts.architecture,
             },
         },
-        "spec": {},
+        "spec": match &node.pod_cidr {
+            Some(cidr) => json!({"podCIDR": cidr, "podCIDRs": [cidr]}),
+            None => json!({}),
+        },
         "status": node_status(node, facts, now),
     })
 }
@@ -258,9 +263,14 @@ mod tests {
             ip: "10.0.0.5".parse().unwrap(),
             runtime_version: "runc://1.1.5".into(),
             endpoint_port: 10250,
+            pod_cidr: Some("10.42.3.0/24".into()),
         };
         let value = node_object(&identity, &facts(), "2026-01-01T00:00:00Z");
         let node: Node = serde_json::from_value(value.clone()).unwrap();
+        assert_eq!(
+            node.spec.as_ref().unwrap().pod_cidr.as_deref(),
+            Some("10.42.3.0/24")
+        );
         let status = node.status.unwrap();
         assert_eq!(status.capacity.unwrap()["cpu"].0, "2");
         assert_eq!(

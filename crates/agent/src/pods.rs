@@ -15,6 +15,10 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use crate::events::{self, Event, KubeEventWriter, Recorder};
+use crate::service_links::{ServiceIndex, ServiceLink};
+
+/// How many times (50 ms apart) a container start waits for the first listing of the Services.
+const SERVICES_WAIT_POLLS: u32 = 200;
 use crate::worker::{self, ContainerHost, PodApi, PodIndex};
 
 /// Runs a worker for every pod bound to `node` (registered in `index`) for as long as the watch lasts (it
@@ -33,7 +37,13 @@ pub async fn run(
     };
     let reporter = node.clone();
     tokio::spawn(async move { events::write(queue, &writer, &reporter).await });
-    let api: Arc<dyn PodApi> = Arc::new(KubePodApi { client, events });
+    let services = Arc::new(ServiceIndex::default());
+    tokio::spawn(services.clone().run(client.clone()));
+    let api: Arc<dyn PodApi> = Arc::new(KubePodApi {
+        client,
+        events,
+        services,
+    });
     let config = watcher::Config::default().fields(&format!("spec.nodeName={node}"));
     let mut events = watcher(pods, config.any_semantic())
         .default_backoff()
@@ -149,6 +159,7 @@ const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 struct KubePodApi {
     client: Client,
     events: Recorder,
+    services: Arc<ServiceIndex>,
 }
 
 fn identity(pod: &Value) -> (String, String) {
@@ -216,6 +227,17 @@ impl PodApi for KubePodApi {
             let found = maps.get_opt(name).await.ok().flatten()?;
             Some(found.data.unwrap_or_default())
         }
+    }
+
+    async fn service_links(&self, namespace: &str, enable_links: bool) -> Option<Vec<ServiceLink>> {
+        // Right after the agent starts, the Services are being listed: worth a short wait.
+        for _ in 0..SERVICES_WAIT_POLLS {
+            if let Some(links) = self.services.links(namespace, enable_links) {
+                return Some(links);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        None
     }
 
     fn event(&self, event: Event) {

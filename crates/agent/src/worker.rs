@@ -140,6 +140,13 @@ pub trait PodApi: Send + Sync + 'static {
         name: &str,
         secret: bool,
     ) -> Option<BTreeMap<String, String>>;
+    /// The Services whose variables a pod of `namespace` gets ([`crate::service_links`]); `None` when the
+    /// Services are not known yet.
+    async fn service_links(
+        &self,
+        namespace: &str,
+        enable_links: bool,
+    ) -> Option<Vec<crate::service_links::ServiceLink>>;
     /// Records an event about the pod. Returns at once: events are written in the background, and dropped
     /// rather than ever holding up a pod.
     fn event(&self, event: Event);
@@ -691,8 +698,11 @@ impl Context {
                 return Err(e);
             }
         };
-        let sources = self.env_sources(container).await;
-        let launch = match launch::resolve(&self.pod, container, &defaults, &sources) {
+        let launch = match self
+            .env_sources(container)
+            .await
+            .and_then(|sources| launch::resolve(&self.pod, container, &defaults, &sources))
+        {
             Ok(launch) => launch,
             Err(e) => {
                 let error = HostError {
@@ -905,13 +915,31 @@ impl Context {
         tokio::time::sleep(wait).await;
     }
     /// The ConfigMaps and Secrets the container's environment refers to, fetched now.
-    async fn env_sources(&self, container: &Value) -> Prefetched {
+    async fn env_sources(&self, container: &Value) -> Result<Prefetched, launch::ConfigError> {
         let namespace = self
             .pod
             .pointer("/metadata/namespace")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        let mut fetched = Prefetched::default();
+        let enable_links = self
+            .pod
+            .pointer("/spec/enableServiceLinks")
+            .and_then(Value::as_bool)
+            .unwrap_or(true);
+        let links = self
+            .api
+            .service_links(namespace, enable_links)
+            .await
+            .ok_or_else(|| {
+                launch::ConfigError(
+                    "services have not yet been read at least once, cannot construct envvars"
+                        .into(),
+                )
+            })?;
+        let mut fetched = Prefetched {
+            services: crate::service_links::variables(&links),
+            ..Prefetched::default()
+        };
         for (name, secret) in launch::env_references(container) {
             if let Some(data) = self.api.config_data(namespace, &name, secret).await {
                 let map = if secret {
@@ -922,7 +950,7 @@ impl Context {
                 map.insert(name, data);
             }
         }
-        fetched
+        Ok(fetched)
     }
 }
 
@@ -930,6 +958,7 @@ impl Context {
 struct Prefetched {
     config_maps: BTreeMap<String, BTreeMap<String, String>>,
     secrets: BTreeMap<String, BTreeMap<String, String>>,
+    services: Vec<(String, String)>,
 }
 
 impl EnvSources for Prefetched {
@@ -938,6 +967,9 @@ impl EnvSources for Prefetched {
     }
     fn secret(&self, name: &str) -> Option<BTreeMap<String, String>> {
         self.secrets.get(name).cloned()
+    }
+    fn service_variables(&self) -> Vec<(String, String)> {
+        self.services.clone()
     }
 }
 
@@ -1472,6 +1504,13 @@ mod tests {
         }
         async fn config_data(&self, _: &str, _: &str, _: bool) -> Option<BTreeMap<String, String>> {
             None
+        }
+        async fn service_links(
+            &self,
+            _: &str,
+            _: bool,
+        ) -> Option<Vec<crate::service_links::ServiceLink>> {
+            Some(Vec::new())
         }
         fn event(&self, event: Event) {
             self.events.lock().unwrap().push(event);

@@ -47,6 +47,9 @@ pub fn apply(group: &str, kind: &str, object: &mut Value) {
             set_absent(obj, "volumeBindingMode", json!("Immediate"));
         }
         ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => role_binding(obj),
+        ("scheduling.k8s.io", "PriorityClass") => {
+            set_absent(obj, "preemptionPolicy", json!("PreemptLowerPriority"));
+        }
         _ => {}
     }
 }

@@ -9,6 +9,7 @@ pub mod duplicates;
 pub mod field;
 pub mod fields;
 pub mod labels;
+pub mod quota;
 pub mod registry;
 pub mod status;
 pub mod table;

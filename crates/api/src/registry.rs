@@ -452,6 +452,17 @@ pub const RESOURCES: &[ResourceType] = &[
         NONE,
         &[],
     ),
+    // scheduling.k8s.io/v1
+    resource(
+        "scheduling.k8s.io",
+        "v1",
+        "PriorityClass",
+        "priorityclasses",
+        &["pc"],
+        false,
+        NONE,
+        &[],
+    ),
     // rbac.authorization.k8s.io/v1
     resource(
         "rbac.authorization.k8s.io",

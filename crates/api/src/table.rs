@@ -629,6 +629,26 @@ const STORAGE_CLASS: &[Col] = &[
     AGE,
 ];
 
+const PRIORITY_CLASS: &[Col] = &[
+    NAME,
+    c(
+        "Value",
+        "integer",
+        "value represents the integer value of this priority class. This is the actual priority that pods receive when they have the name of this class in their pod spec.",
+    ),
+    c(
+        "Global-Default",
+        "boolean",
+        "globalDefault specifies whether this PriorityClass should be considered as the default priority for pods that do not have any priority class. Only one PriorityClass can be marked as `globalDefault`. However, if more than one PriorityClasses exists with their `globalDefault` field set to true, the smallest value of such global default PriorityClasses will be used as the default priority.",
+    ),
+    AGE,
+    c(
+        "PreemptionPolicy",
+        "string",
+        "preemptionPolicy is the Policy for preempting pods with lower priority. One of Never, PreemptLowerPriority. Defaults to PreemptLowerPriority if unset.",
+    ),
+];
+
 const ROLE_BINDING: &[Col] = &[
     NAME,
     c(
@@ -744,6 +764,7 @@ fn columns(kind: &str) -> &'static [Col] {
         "IngressClass" => INGRESS_CLASS,
         "NetworkPolicy" => NETWORK_POLICY,
         "StorageClass" => STORAGE_CLASS,
+        "PriorityClass" => PRIORITY_CLASS,
         "RoleBinding" => ROLE_BINDING,
         "ClusterRoleBinding" => CLUSTER_ROLE_BINDING,
         "PodDisruptionBudget" => POD_DISRUPTION_BUDGET,
@@ -837,6 +858,13 @@ fn cells_and_conditions(
             age(object, now),
         ],
         "StorageClass" => storage_class_cells(object, now),
+        "PriorityClass" => vec![
+            name(object),
+            json!(at(object, "/value").and_then(Value::as_i64).unwrap_or(0)),
+            json!(bool_at(object, "/globalDefault")),
+            age(object, now),
+            json!(or(str_at(object, "/preemptionPolicy"), "<unset>")),
+        ],
         "RoleBinding" | "ClusterRoleBinding" => role_binding_cells(object, now),
         "PodDisruptionBudget" => pod_disruption_budget_cells(object, now),
         "HorizontalPodAutoscaler" => horizontal_pod_autoscaler_cells(object, now),
@@ -1365,6 +1393,12 @@ fn needs(kind: &str) -> &'static [(&'static str, Need)] {
             ("reclaimPolicy", All),
             ("volumeBindingMode", All),
             ("allowVolumeExpansion", All),
+        ],
+        "PriorityClass" => &[
+            ("metadata", META),
+            ("value", All),
+            ("globalDefault", All),
+            ("preemptionPolicy", All),
         ],
         "RoleBinding" | "ClusterRoleBinding" => &[
             ("metadata", META),
@@ -4046,6 +4080,17 @@ mod tests {
                 "limits.cpu: 0/2, limits.memory: 512Mi/2Gi"
             ]
         );
+        let pc = json!({"metadata": meta("high", "2025-05-01T11:00:00Z"), "value": 1000000,
+            "globalDefault": true, "preemptionPolicy": "Never"});
+        assert_eq!(
+            cells("PriorityClass", &pc),
+            ["high", "1000000", "true", "60m", "Never"]
+        );
+        let bare = json!({"metadata": meta("low", "2025-05-01T11:00:00Z"), "value": -1});
+        assert_eq!(
+            cells("PriorityClass", &bare),
+            ["low", "-1", "false", "60m", "<unset>"]
+        );
         for kind in ["LimitRange", "Role", "ClusterRole"] {
             let o = json!({"metadata": meta("r", "2025-05-01T11:00:00.5+01:00")});
             assert_eq!(cells(kind, &o), ["r", "2025-05-01T10:00:00Z"], "{kind}");
@@ -4597,6 +4642,11 @@ mod tests {
             (
                 "LimitRange",
                 json!({"metadata": m, "spec": {"limits": [{"type": "Container"}]}}),
+            ),
+            (
+                "PriorityClass",
+                json!({"metadata": m, "value": 1000, "globalDefault": true,
+                    "preemptionPolicy": "Never", "description": "d"}),
             ),
             (
                 "Role",

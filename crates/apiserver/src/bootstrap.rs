@@ -1,5 +1,7 @@
-//! What every cluster has from its first start: the system namespaces, and the `kubernetes` Service in
-//! `default` with the Endpoints and EndpointSlice that point at this API server (kept current at every start).
+//! What every cluster has from its first start: the system namespaces, the system PriorityClasses
+//! (`system-node-critical`, `system-cluster-critical`), the `kubernetes` Service in `default` with the
+//! Endpoints and EndpointSlice that point at this API server (kept current at every start), and the
+//! `kube-dns` Service in `kube-system`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,7 +38,24 @@ pub(crate) async fn run(
         )
         .await?;
     }
+    for (name, value, description) in gantry_api::validate::scheduling::SYSTEM_PRIORITY_CLASSES {
+        let class = json!({
+            "apiVersion": "scheduling.k8s.io/v1",
+            "kind": "PriorityClass",
+            "metadata": {"name": name},
+            "value": value,
+            "description": description,
+            "preemptionPolicy": "PreemptLowerPriority",
+        });
+        create_if_missing(
+            store,
+            &format!("/registry/scheduling.k8s.io/priorityclasses/{name}"),
+            class,
+        )
+        .await?;
+    }
     api_service(store, cache, ranges, advertise).await?;
+    dns_service(store, cache, ranges).await?;
     crate::namespaces::resume_deletions(store).await
 }
 
@@ -47,29 +66,16 @@ async fn api_service(
     ranges: &ServiceRanges,
     advertise: SocketAddr,
 ) -> Result<(), ApiError> {
-    let key = "/registry/core/services/default/kubernetes";
-    if store.get(key.as_bytes(), None).await?.is_none() {
-        let address = ranges.api_address().to_string();
-        let mut service = json!({
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": "kubernetes", "namespace": "default",
-                         "labels": {"component": "apiserver", "provider": "kubernetes"}},
-            "spec": {"type": "ClusterIP", "clusterIP": address,
-                     "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": advertise.port()}]},
-        });
-        gantry_api::defaults::apply("", "Service", &mut service);
-        let allocator = Allocator {
-            store,
-            cache,
-            ranges,
-        };
-        let allocation = allocator.allocate(key, &mut service, None).await?;
-        if let Err(e) = create_if_missing(store, key, service).await {
-            allocator.release(key, allocation).await;
-            return Err(e);
-        }
-    }
+    let address = ranges.api_address().to_string();
+    let service = json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "kubernetes", "namespace": "default",
+                     "labels": {"component": "apiserver", "provider": "kubernetes"}},
+        "spec": {"type": "ClusterIP", "clusterIP": address,
+                 "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": advertise.port()}]},
+    });
+    system_service(store, cache, ranges, service).await?;
     let ip = advertise.ip().to_string();
     let port = advertise.port();
     put_if_changed(
@@ -100,6 +106,60 @@ async fn api_service(
         "endpoints",
     )
     .await
+}
+
+/// The `kube-dns` Service in `kube-system` at the cluster DNS address (the range's tenth), so that tools that
+/// look for it find it. It selects no pods: every node agent answers DNS itself, and redirects queries to
+/// this address to its own server.
+async fn dns_service(
+    store: &Arc<dyn Store>,
+    cache: &WatchCache,
+    ranges: &ServiceRanges,
+) -> Result<(), ApiError> {
+    let Some(address) = ranges.dns_address() else {
+        return Ok(());
+    };
+    let port = |name: &str, protocol: &str| json!({"name": name, "port": 53, "protocol": protocol, "targetPort": 53});
+    let service = json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "kube-dns", "namespace": "kube-system",
+                     "labels": {"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS",
+                                "kubernetes.io/cluster-service": "true"}},
+        "spec": {"type": "ClusterIP", "clusterIP": address.to_string(),
+                 "ports": [port("dns", "UDP"), port("dns-tcp", "TCP")]},
+    });
+    system_service(store, cache, ranges, service).await
+}
+
+/// Creates a Service of the system (with its cluster IP taken in the range) unless it exists.
+async fn system_service(
+    store: &Arc<dyn Store>,
+    cache: &WatchCache,
+    ranges: &ServiceRanges,
+    mut service: Value,
+) -> Result<(), ApiError> {
+    let meta = &service["metadata"];
+    let key = format!(
+        "/registry/core/services/{}/{}",
+        meta["namespace"].as_str().unwrap_or_default(),
+        meta["name"].as_str().unwrap_or_default()
+    );
+    if store.get(key.as_bytes(), None).await?.is_some() {
+        return Ok(());
+    }
+    gantry_api::defaults::apply("", "Service", &mut service);
+    let allocator = Allocator {
+        store,
+        cache,
+        ranges,
+    };
+    let allocation = allocator.allocate(&key, &mut service, None).await?;
+    if let Err(e) = create_if_missing(store, &key, service).await {
+        allocator.release(&key, allocation).await;
+        return Err(e);
+    }
+    Ok(())
 }
 
 async fn create_if_missing(

@@ -3,6 +3,7 @@
 //! Path of a request: TLS accept ([`serve`]) → identity from the client certificate or bearer token →
 //! [`Api::handle`] → a discovery document or [`rest`] (the registry says which kind) → [`Store`].
 
+mod admission;
 mod apply;
 mod bootstrap;
 mod custom;

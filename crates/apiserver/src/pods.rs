@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use gantry_api::field::FieldError;
 use gantry_api::labels::Selector;
 use gantry_api::status::StatusCause;
-use gantry_api::{ApiError, GroupKind, registry};
+use gantry_api::{ApiError, GroupKind, GroupResource, registry};
 use gantry_store::StoreError;
 use http::StatusCode;
 use serde_json::{Value, json};
@@ -94,32 +94,100 @@ impl Call<'_> {
         Ok(success(StatusCode::CREATED))
     }
 
-    /// POST `pods/<name>/eviction`: deletes the pod unless a PodDisruptionBudget covering it allows no more
-    /// disruptions (429), taking one from the budget.
+    /// POST `pods/<name>/eviction`, as upstream's eviction subresource: a pod whose budget does not matter
+    /// (finished, Pending, already being deleted) is deleted at once; otherwise the one PodDisruptionBudget
+    /// covering it must allow a disruption, which is taken from it (`disruptionsAllowed` decremented and the
+    /// pod recorded in `disruptedPods`, with a compare-and-swap on the budget) before the pod is marked
+    /// `DisruptionTarget` and deleted; a budget allowing none is a 429. An unready pod is deleted without
+    /// taking a disruption when the budget is met anyway or its `unhealthyPodEvictionPolicy` is AlwaysAllow.
     pub(crate) async fn evict(&self, name: &str, body: &[u8]) -> Result<Response, ApiError> {
         let eviction = parse(body)?;
-        let options = match eviction.get("deleteOptions") {
+        if eviction.pointer("/metadata/name").and_then(Value::as_str) != Some(name) {
+            return Err(ApiError::bad_request(
+                "name in URL does not match name in Eviction object",
+            ));
+        }
+        let mut options = match eviction.get("deleteOptions") {
             Some(options) if !options.is_null() => {
                 DeleteOptions::from_value(options, &HashMap::new())?
             }
             _ => DeleteOptions::default(),
         };
-        let pod = objects::decode(&self.read(name).await?)?;
-        let finished = matches!(
-            pod.pointer("/status/phase").and_then(Value::as_str),
-            Some("Succeeded" | "Failed")
-        );
-        if !finished && pod.pointer("/metadata/deletionTimestamp").is_none() && !options.dry_run {
-            self.take_disruption(name, &pod).await?;
+        // The request's dryRun and the Eviction's are one (`All` is the only value either may have).
+        options.dry_run |= self.query.get("dryRun").is_some_and(|d| d == "All");
+        let retry_conflicts = options.precondition_resource_version.is_none();
+        let mut attempts = 0;
+        let pod = loop {
+            let pod = objects::decode(&self.read(name).await?)?;
+            if !budget_can_be_ignored(&pod) {
+                break pod;
+            }
+            let mut delete = options.clone();
+            // A Pending pod may become ready meanwhile: delete only the version looked at.
+            if delete.precondition_resource_version.is_none() && !finished_or_deleting(&pod) {
+                delete.precondition_resource_version = resource_version(&pod);
+            }
+            match self.mark_and_delete(name, delete).await {
+                Ok(()) => return Ok(success(StatusCode::CREATED)),
+                Err(e) if e.code == 409 && retry_conflicts && attempts < EVICTION_RETRIES => {
+                    attempts += 1;
+                    tokio::time::sleep(EVICTION_RETRY_DELAY).await;
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let mut budgets = self.covering_budgets(&pod).await?;
+        if budgets.len() > 1 {
+            // Upstream answers with this Status as the result, code 500 and no reason.
+            return Err(ApiError {
+                code: 500,
+                reason: "",
+                message: "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.".into(),
+                details: None,
+            });
         }
-        self.delete(name, &options).await?;
-        Ok(success(StatusCode::CREATED))
+        let mut pinned = false;
+        let mut budget_name = String::new();
+        if let Some((kv, budget)) = budgets.pop() {
+            budget_name = str_at(&budget, "/metadata/name").to_owned();
+            let status_int = |field: &str| {
+                budget
+                    .pointer(&format!("/status/{field}"))
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0)
+            };
+            let always_allow = str_at(&budget, "/spec/unhealthyPodEvictionPolicy") == "AlwaysAllow";
+            let (healthy, desired) = (status_int("currentHealthy"), status_int("desiredHealthy"));
+            if !is_pod_ready(&pod) && (always_allow || (healthy >= desired && desired > 0)) {
+                // An unready pod that does not count: deleted without taking a disruption, if it
+                // stays as it was.
+                pinned = true;
+            } else {
+                self.take_disruption(name, kv, budget, options.dry_run)
+                    .await?;
+            }
+        }
+        let mut delete = options.clone();
+        if pinned {
+            delete.precondition_resource_version = resource_version(&pod);
+        }
+        match self.mark_and_delete(name, delete).await {
+            Ok(()) => Ok(success(StatusCode::CREATED)),
+            Err(e) if e.code == 409 && pinned && retry_conflicts => {
+                Err(budget_still_processing(&budget_name))
+            }
+            Err(e) => Err(e),
+        }
     }
 
-    /// Takes one allowed disruption from the budget covering `pod`, if any.
-    async fn take_disruption(&self, name: &str, pod: &Value) -> Result<(), ApiError> {
+    /// The PodDisruptionBudgets of the pod's namespace whose selectors match it (no selector matches
+    /// nothing, `{}` everything; an invalid one nothing), with their store entries.
+    async fn covering_budgets(
+        &self,
+        pod: &Value,
+    ) -> Result<Vec<(gantry_store::KeyValue, Value)>, ApiError> {
         let Some(budgets) = registry::find("policy", "v1", "poddisruptionbudgets") else {
-            return Ok(());
+            return Ok(Vec::new());
         };
         let namespace = self.request.namespace.as_deref().unwrap_or_default();
         let prefix = format!("{}{namespace}/", budgets.store_prefix());
@@ -128,72 +196,49 @@ impl Call<'_> {
             .and_then(Value::as_object)
             .cloned()
             .unwrap_or_default();
-        for _ in 0..8 {
-            let (_, kvs) = crate::rest::range_all(self.store, prefix.clone().into()).await?;
-            let mut covering = Vec::new();
-            for kv in kvs {
-                let budget = objects::decode(&kv)?;
-                let matches = budget
-                    .pointer("/spec/selector")
-                    .and_then(|s| Selector::from_label_selector(s).ok())
-                    .is_some_and(|s| !s.is_empty() && s.matches(&labels));
-                if matches {
-                    covering.push((kv, budget));
-                }
+        let (_, kvs) = crate::rest::range_all(self.store, prefix.into()).await?;
+        let mut covering = Vec::new();
+        for kv in kvs {
+            let budget = objects::decode(&kv)?;
+            let selector = budget.pointer("/spec/selector").unwrap_or(&Value::Null);
+            if Selector::from_label_selector(selector).is_ok_and(|s| s.matches(&labels)) {
+                covering.push((kv, budget));
             }
-            let (kv, mut budget) = match covering.len() {
-                0 => return Ok(()),
-                1 => covering.remove(0),
-                _ => {
-                    return Err(ApiError::internal(
-                        "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.",
-                    ));
-                }
-            };
-            let allowed = budget
-                .pointer("/status/disruptionsAllowed")
-                .and_then(Value::as_i64)
-                .unwrap_or(0);
-            let observed = budget
-                .pointer("/status/observedGeneration")
-                .and_then(Value::as_i64);
-            let generation = budget
-                .pointer("/metadata/generation")
-                .and_then(Value::as_i64);
-            if allowed <= 0 || observed < generation {
-                let budget_name = budget
-                    .pointer("/metadata/name")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                let mut error = ApiError::too_many_requests(
-                    "Cannot evict pod as it would violate the pod's disruption budget.",
-                    10,
-                );
-                let message = format!(
-                    "The disruption budget {budget_name} needs {} healthy pods and has {} currently",
-                    budget
-                        .pointer("/status/desiredHealthy")
-                        .and_then(Value::as_i64)
-                        .unwrap_or(0),
-                    budget
-                        .pointer("/status/currentHealthy")
-                        .and_then(Value::as_i64)
-                        .unwrap_or(0),
-                );
-                if let Some(details) = error.details.as_mut() {
-                    details.causes.push(StatusCause {
-                        reason: "DisruptionBudget".into(),
-                        message,
-                        field: String::new(),
-                    });
-                }
-                return Err(error);
+        }
+        Ok(covering)
+    }
+
+    /// Takes one disruption from the budget for the pod `name` (upstream's `checkAndDecrement`, retried
+    /// with the budget read again while it conflicts); a dry run only checks.
+    async fn take_disruption(
+        &self,
+        name: &str,
+        mut kv: gantry_store::KeyValue,
+        mut budget: Value,
+        dry_run: bool,
+    ) -> Result<(), ApiError> {
+        let budget_name = str_at(&budget, "/metadata/name").to_owned();
+        for attempt in 0..=EVICTION_RETRIES {
+            if attempt > 0 {
+                tokio::time::sleep(EVICTION_RETRY_DELAY).await;
+                kv = match self.store.get(&kv.key, None).await? {
+                    Some(kv) => kv,
+                    None => {
+                        return Err(ApiError::not_found(
+                            GroupResource::new("policy", "poddisruptionbudgets"),
+                            &budget_name,
+                        ));
+                    }
+                };
+                budget = objects::decode(&kv)?;
             }
-            budget["status"]["disruptionsAllowed"] = json!(allowed - 1);
-            budget["status"]["disruptedPods"][name] = json!(objects::now());
+            let updated = decrement_budget(&budget, name, &objects::now())?;
+            if dry_run {
+                return Ok(());
+            }
             match self
                 .store
-                .update(kv.key, objects::encode(&budget)?, kv.mod_revision)
+                .update(kv.key.clone(), objects::encode(&updated)?, kv.mod_revision)
                 .await
             {
                 Ok(_) => return Ok(()),
@@ -201,7 +246,247 @@ impl Call<'_> {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(ApiError::conflict(self.group_resource(), name))
+        Err(ApiError::conflict(
+            GroupResource::new("policy", "poddisruptionbudgets"),
+            &budget_name,
+        ))
+    }
+
+    /// Marks the pod `DisruptionTarget` (reason EvictionByEvictionAPI) and deletes it with `options`
+    /// (upstream's `addConditionAndDeletePod`): a resourceVersion precondition holds for the mark, then for
+    /// the deletion of what the mark wrote.
+    async fn mark_and_delete(
+        &self,
+        name: &str,
+        mut options: DeleteOptions,
+    ) -> Result<(), ApiError> {
+        if !options.dry_run {
+            let current = objects::decode(&self.read(name).await?)?;
+            options.check_preconditions(&current)?;
+            let pinned = options.precondition_resource_version.clone();
+            let marked = self
+                .guaranteed_update(name, Part::Status, |pod| {
+                    let mut pod = pod.clone();
+                    if let Some(uid) = &options.precondition_uid
+                        && str_at(&pod, "/metadata/uid") != uid
+                    {
+                        return Err(ApiError::conflict(self.group_resource(), name));
+                    }
+                    if let (Some(rv), Ok(meta)) = (&pinned, objects::metadata_mut(&mut pod)) {
+                        meta.insert("resourceVersion".into(), json!(rv));
+                    }
+                    update_pod_condition(
+                        &mut pod,
+                        json!({"type": DISRUPTION_TARGET, "status": "True",
+                               "reason": "EvictionByEvictionAPI", "message": "Eviction API: evicting"}),
+                    );
+                    Ok(pod)
+                })
+                .await?;
+            if pinned.is_some() {
+                options.precondition_resource_version = resource_version(&marked);
+            }
+        }
+        self.delete(name, &options).await?;
+        Ok(())
+    }
+}
+
+/// How many times an eviction retries a conflict, and how long it waits between tries (upstream's
+/// `EvictionsRetry`).
+const EVICTION_RETRIES: usize = 20;
+const EVICTION_RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(500);
+/// More unconfirmed evictions than this in a budget's `disruptedPods` and it allows no more.
+const MAX_DISRUPTED_POD_SIZE: usize = 2000;
+const DISRUPTION_TARGET: &str = "DisruptionTarget";
+const VIOLATION: &str = "Cannot evict pod as it would violate the pod's disruption budget.";
+
+fn str_at<'a>(object: &'a Value, pointer: &str) -> &'a str {
+    object
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+fn resource_version(object: &Value) -> Option<String> {
+    object
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
+fn finished_or_deleting(pod: &Value) -> bool {
+    matches!(str_at(pod, "/status/phase"), "Succeeded" | "Failed")
+        || pod.pointer("/metadata/deletionTimestamp").is_some()
+}
+
+/// A pod whose eviction disrupts nothing a budget guards (upstream's `canIgnorePDB`).
+fn budget_can_be_ignored(pod: &Value) -> bool {
+    finished_or_deleting(pod) || str_at(pod, "/status/phase") == "Pending"
+}
+
+fn is_pod_ready(pod: &Value) -> bool {
+    pod.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+}
+
+/// A 429 with the budget's cause.
+fn budget_refusal(retry_after: i32, message: String) -> ApiError {
+    let mut error = ApiError::too_many_requests(VIOLATION, retry_after);
+    if let Some(details) = error.details.as_mut() {
+        details.causes.push(StatusCause {
+            reason: "DisruptionBudget".into(),
+            message,
+            field: String::new(),
+        });
+    }
+    error
+}
+
+/// The 429 while the disruption controller has not caught up with the budget.
+fn budget_still_processing(name: &str) -> ApiError {
+    budget_refusal(
+        10,
+        format!("The disruption budget {name} is still being processed by the server."),
+    )
+}
+
+/// The budget with one disruption taken for `pod` at `now`, or why none may be (upstream's
+/// `checkAndDecrement`).
+fn decrement_budget(budget: &Value, pod: &str, now: &str) -> Result<Value, ApiError> {
+    let name = str_at(budget, "/metadata/name");
+    let int = |pointer: &str| budget.pointer(pointer).and_then(Value::as_i64).unwrap_or(0);
+    if int("/status/observedGeneration") < int("/metadata/generation") {
+        return Err(budget_still_processing(name));
+    }
+    let allowed = int("/status/disruptionsAllowed");
+    let gr = GroupResource::new("policy", "poddisruptionbudget");
+    if allowed < 0 {
+        return Err(ApiError::forbidden(
+            gr,
+            name,
+            "pdb disruptions allowed is negative",
+        ));
+    }
+    let disrupted = budget
+        .pointer("/status/disruptedPods")
+        .and_then(Value::as_object)
+        .map_or(0, serde_json::Map::len);
+    if disrupted > MAX_DISRUPTED_POD_SIZE {
+        return Err(ApiError::forbidden(
+            gr,
+            name,
+            "DisruptedPods map too big - too many evictions not confirmed by PDB controller",
+        ));
+    }
+    if allowed == 0 {
+        let (healthy, desired) = (int("/status/currentHealthy"), int("/status/desiredHealthy"));
+        let condition = budget
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|c| c["type"] == "DisruptionAllowed")
+            .filter(|c| c["status"] == "False" && !str_at(c, "/message").is_empty());
+        let message = match condition {
+            // A failed sync first: its counts cannot be trusted.
+            Some(c) if c["reason"] == "SyncFailed" => format!(
+                "The disruption budget {name} does not allow evicting pods currently because it failed sync: {}",
+                str_at(c, "/message")
+            ),
+            _ if healthy <= desired => format!(
+                "The disruption budget {name} needs {desired} healthy pods and has {healthy} currently"
+            ),
+            Some(c) => format!(
+                "The disruption budget {name} does not allow evicting pods currently ({}): {}",
+                str_at(c, "/reason"),
+                str_at(c, "/message")
+            ),
+            None => format!("The disruption budget {name} does not allow evicting pods currently"),
+        };
+        return Err(budget_refusal(0, message));
+    }
+    let mut updated = budget.clone();
+    let status = &mut updated["status"];
+    status["disruptionsAllowed"] = json!(allowed - 1);
+    if allowed == 1 {
+        let observed = status.get("observedGeneration").cloned();
+        set_status_condition(
+            status,
+            json!({"type": "DisruptionAllowed", "status": "False", "reason": "InsufficientPods",
+                   "message": "", "observedGeneration": observed}),
+            now,
+        );
+    }
+    if !status["disruptedPods"].is_object() {
+        status["disruptedPods"] = json!({});
+    }
+    status["disruptedPods"][pod] = json!(now);
+    Ok(updated)
+}
+
+/// apimachinery's `SetStatusCondition` on `status.conditions`: the transition time changes only with the
+/// status.
+fn set_status_condition(status: &mut Value, mut condition: Value, now: &str) {
+    if condition
+        .get("observedGeneration")
+        .is_some_and(Value::is_null)
+        && let Some(fields) = condition.as_object_mut()
+    {
+        fields.remove("observedGeneration");
+    }
+    if !status["conditions"].is_array() {
+        status["conditions"] = json!([]);
+    }
+    let Some(list) = status["conditions"].as_array_mut() else {
+        return;
+    };
+    match list.iter_mut().find(|c| c["type"] == condition["type"]) {
+        Some(existing) => {
+            condition["lastTransitionTime"] = if existing["status"] == condition["status"] {
+                existing["lastTransitionTime"].clone()
+            } else {
+                json!(now)
+            };
+            *existing = condition;
+        }
+        None => {
+            condition["lastTransitionTime"] = json!(now);
+            list.push(condition);
+        }
+    }
+}
+
+/// Upstream's `UpdatePodCondition`: the condition replaces the pod's of its type, keeping the transition
+/// time while the status holds.
+fn update_pod_condition(pod: &mut Value, mut condition: Value) {
+    let status = &mut pod["status"];
+    if !status.is_object() {
+        *status = json!({});
+    }
+    if !status["conditions"].is_array() {
+        status["conditions"] = json!([]);
+    }
+    condition["lastProbeTime"] = Value::Null;
+    let Some(list) = status["conditions"].as_array_mut() else {
+        return;
+    };
+    match list.iter_mut().find(|c| c["type"] == condition["type"]) {
+        Some(existing) => {
+            condition["lastTransitionTime"] = if existing["status"] == condition["status"] {
+                existing["lastTransitionTime"].clone()
+            } else {
+                json!(objects::now())
+            };
+            *existing = condition;
+        }
+        None => {
+            condition["lastTransitionTime"] = json!(objects::now());
+            list.push(condition);
+        }
     }
 }
 
@@ -501,5 +786,119 @@ mod tests {
             new["status"],
             json!({"phase": "Pending", "qosClass": "BestEffort"})
         );
+    }
+    fn budget(status: Value) -> Value {
+        json!({"metadata": {"name": "web", "generation": 2}, "status": status})
+    }
+
+    fn cause(error: &ApiError) -> (&str, &str) {
+        let cause = &error.details.as_ref().unwrap().causes[0];
+        (cause.reason.as_str(), cause.message.as_str())
+    }
+
+    #[test]
+    fn a_disruption_is_taken_only_from_a_budget_that_allows_one() {
+        let now = "2025-01-01T00:00:00Z";
+        // Allowed: one taken, the pod recorded, the condition turned when none is left.
+        let allowing = budget(
+            json!({"observedGeneration": 2, "disruptionsAllowed": 1, "currentHealthy": 3,
+            "desiredHealthy": 2, "conditions": [{"type": "DisruptionAllowed", "status": "True",
+            "reason": "SufficientPods", "message": "", "lastTransitionTime": "2024-01-01T00:00:00Z"}]}),
+        );
+        let taken = decrement_budget(&allowing, "web-1", now).unwrap();
+        assert_eq!(taken["status"]["disruptionsAllowed"], 0);
+        assert_eq!(taken["status"]["disruptedPods"], json!({"web-1": now}));
+        let condition = &taken["status"]["conditions"][0];
+        assert_eq!(
+            (
+                &condition["status"],
+                &condition["reason"],
+                &condition["lastTransitionTime"]
+            ),
+            (&json!("False"), &json!("InsufficientPods"), &json!(now))
+        );
+        assert_eq!(condition["observedGeneration"], 2);
+        // None left: 429 (its counts are not yet the controller's, so it cannot say more).
+        let none = decrement_budget(&taken, "web-2", now).unwrap_err();
+        assert_eq!((none.code, none.reason), (429, "TooManyRequests"));
+        assert_eq!(none.message, VIOLATION);
+        assert_eq!(none.retry_after_seconds(), None);
+        assert_eq!(
+            cause(&none),
+            (
+                "DisruptionBudget",
+                "The disruption budget web does not allow evicting pods currently"
+            )
+        );
+        // Once counted, it says what the budget needs.
+        let mut counted = taken.clone();
+        counted["status"]["currentHealthy"] = json!(2);
+        assert_eq!(
+            cause(&decrement_budget(&counted, "web-2", now).unwrap_err()).1,
+            "The disruption budget web needs 2 healthy pods and has 2 currently"
+        );
+        // Not yet seen by the controller: 429, come back in 10 s.
+        let stale = budget(json!({"observedGeneration": 1, "disruptionsAllowed": 5}));
+        let error = decrement_budget(&stale, "web-1", now).unwrap_err();
+        assert_eq!(error.retry_after_seconds(), Some(10));
+        assert_eq!(
+            cause(&error).1,
+            "The disruption budget web is still being processed by the server."
+        );
+        // A failed sync says so.
+        let failed = budget(
+            json!({"observedGeneration": 2, "disruptionsAllowed": 0, "currentHealthy": 3,
+            "desiredHealthy": 1, "conditions": [{"type": "DisruptionAllowed", "status": "False",
+            "reason": "SyncFailed", "message": "found no controllers for pod \"x\""}]}),
+        );
+        assert_eq!(
+            cause(&decrement_budget(&failed, "x", now).unwrap_err()).1,
+            "The disruption budget web does not allow evicting pods currently because it failed sync: \
+             found no controllers for pod \"x\""
+        );
+        // Negative, or too many evictions not confirmed: 403.
+        let negative = budget(json!({"observedGeneration": 2, "disruptionsAllowed": -1}));
+        let error = decrement_budget(&negative, "x", now).unwrap_err();
+        assert_eq!(error.code, 403);
+        assert_eq!(
+            error.message,
+            "poddisruptionbudget.policy \"web\" is forbidden: pdb disruptions allowed is negative"
+        );
+        let crowded: serde_json::Map<String, Value> =
+            (0..2001).map(|i| (format!("p{i}"), json!(now))).collect();
+        let crowded = budget(
+            json!({"observedGeneration": 2, "disruptionsAllowed": 1, "disruptedPods": crowded}),
+        );
+        assert_eq!(decrement_budget(&crowded, "x", now).unwrap_err().code, 403);
+    }
+
+    #[test]
+    fn the_disruption_target_condition_keeps_its_transition_time() {
+        let mut pod = json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}});
+        let condition = json!({"type": DISRUPTION_TARGET, "status": "True", "reason": "EvictionByEvictionAPI",
+            "message": "Eviction API: evicting"});
+        update_pod_condition(&mut pod, condition.clone());
+        let added = pod["status"]["conditions"][1].clone();
+        assert_eq!(added["reason"], "EvictionByEvictionAPI");
+        assert!(added["lastTransitionTime"].is_string());
+        pod["status"]["conditions"][1]["lastTransitionTime"] = json!("2020-01-01T00:00:00Z");
+        update_pod_condition(&mut pod, condition);
+        assert_eq!(
+            pod["status"]["conditions"][1]["lastTransitionTime"],
+            "2020-01-01T00:00:00Z"
+        );
+        assert_eq!(pod["status"]["conditions"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn finished_pending_and_deleting_pods_need_no_budget() {
+        let pod = |status: Value| json!({"metadata": {}, "status": status});
+        assert!(budget_can_be_ignored(&pod(json!({"phase": "Pending"}))));
+        assert!(budget_can_be_ignored(&pod(json!({"phase": "Succeeded"}))));
+        assert!(!budget_can_be_ignored(&pod(json!({"phase": "Running"}))));
+        let mut deleting = pod(json!({"phase": "Running"}));
+        deleting["metadata"]["deletionTimestamp"] = json!("2025-01-01T00:00:00Z");
+        assert!(budget_can_be_ignored(&deleting));
+        assert!(!finished_or_deleting(&pod(json!({"phase": "Pending"}))));
     }
 }

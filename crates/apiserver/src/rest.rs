@@ -629,6 +629,11 @@ impl Call<'_> {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
+        // What admission refusals before the name is generated call the object, as upstream's do.
+        let requested = match meta.get("generateName").and_then(Value::as_str) {
+            Some(base) if name.is_empty() => base.to_string(),
+            _ => name.clone(),
+        };
         if name.is_empty() {
             match meta
                 .get("generateName")
@@ -673,6 +678,11 @@ impl Call<'_> {
         if tracking == Tracking::Update {
             self.track_managed_fields(None, &mut object, "");
         }
+        // After the managed fields: what admission sets belongs to no manager, as upstream.
+        if self.admit_new(&mut object, &requested).await? {
+            // The QoS class counts what LimitRanges gave the containers.
+            crate::pods::initial_status(&mut object);
+        }
         let errors = self.validate_new(&object);
         if !errors.is_empty() {
             return Err(self.invalid(&name, errors));
@@ -680,6 +690,7 @@ impl Call<'_> {
         if let Some(namespace) = &self.request.namespace {
             self.check_namespace_accepts_objects(namespace).await?;
         }
+        let charge = self.admit_create(&object).await?;
         if self.dry_run() {
             return Ok(with_warnings(
                 response::json(StatusCode::CREATED, &object),
@@ -687,17 +698,28 @@ impl Call<'_> {
             ));
         }
         let allocation = match self.allocator() {
-            Some(a) => Some(a.allocate(&self.key_str(&name), &mut object, None).await?),
+            Some(a) => match a.allocate(&self.key_str(&name), &mut object, None).await {
+                Ok(allocation) => Some(allocation),
+                Err(e) => {
+                    charge.refund(self.store).await;
+                    return Err(e);
+                }
+            },
             None => None,
         };
-        let created = self
-            .store
-            .create(self.key(&name), self.encode(&object)?)
-            .await;
+        let created = match self.encode(&object) {
+            Ok(encoded) => self.store.create(self.key(&name), encoded).await,
+            Err(e) => {
+                self.release(&name, allocation).await;
+                charge.refund(self.store).await;
+                return Err(e);
+            }
+        };
         let kv = match created {
             Ok(kv) => kv,
             Err(e) => {
                 self.release(&name, allocation).await;
+                charge.refund(self.store).await;
                 return Err(self.store_error(e, &name));
             }
         };
@@ -922,6 +944,7 @@ impl Call<'_> {
             let (group, kind) = (self.resource.group, self.resource.kind);
             self.apply_defaults(&mut object);
             objects::prepare_for_update(&mut object, &old);
+            self.admit_change(&mut object, &old, part);
             objects::normalize(group, kind, &mut object)?;
             if (group, kind) == ("", "Service") {
                 services::drop_type_dependent_fields(&mut object, &old);
@@ -936,24 +959,40 @@ impl Call<'_> {
             if !errors.is_empty() {
                 return Err(self.invalid(name, errors));
             }
+            let charge = self.admit_update(&object, &old, part).await?;
             if self.dry_run() {
                 return Ok(object);
             }
             let allocation = match self.allocator() {
-                Some(a) => Some(
-                    a.allocate(&self.key_str(name), &mut object, Some(&old))
-                        .await?,
-                ),
+                Some(a) => match a
+                    .allocate(&self.key_str(name), &mut object, Some(&old))
+                    .await
+                {
+                    Ok(allocation) => Some(allocation),
+                    Err(e) => {
+                        charge.refund(self.store).await;
+                        return Err(e);
+                    }
+                },
                 None => None,
             };
-            let encoded = self.encode(&object)?;
+            let encoded = match self.encode(&object) {
+                Ok(encoded) => encoded,
+                Err(e) => {
+                    self.release(name, allocation).await;
+                    charge.refund(self.store).await;
+                    return Err(e);
+                }
+            };
             // A change that changes nothing is not written (no new resourceVersion, no watch event).
             if encoded == current.value {
                 self.release(name, allocation).await;
+                charge.refund(self.store).await;
                 return Ok(old);
             }
             // The last finalizer gone from an object marked for deletion: the deletion completes.
             if finished_deleting(&object) {
+                charge.refund(self.store).await;
                 match self
                     .store
                     .delete(self.key(name), Some(current.mod_revision))
@@ -982,6 +1021,7 @@ impl Call<'_> {
             }
             if !matches!(written, Ok(true)) {
                 self.release(name, allocation).await;
+                charge.refund(self.store).await;
             }
             if written? {
                 return Ok(object);
@@ -1013,6 +1053,7 @@ impl Call<'_> {
             options.check_preconditions(&namespace)?;
             return namespaces::start_deletion(self.store, name).await;
         }
+        self.admit_delete(name)?;
         let is_pod = self.resource.group.is_empty() && self.resource.kind == "Pod";
         // Retried when the object changes between the read and the write.
         for _ in 0..8 {

@@ -51,6 +51,12 @@ impl ServiceRanges {
     pub fn api_address(&self) -> Ipv4Addr {
         self.cidr.nth(1)
     }
+
+    /// The cluster DNS address (the `kube-dns` Service's, pods' nameserver): the range's tenth, none in a
+    /// range too small to have one.
+    pub fn dns_address(&self) -> Option<Ipv4Addr> {
+        (self.cidr.prefix <= 28).then(|| self.cidr.nth(10))
+    }
 }
 
 /// An IPv4 network such as `10.43.0.0/16`.

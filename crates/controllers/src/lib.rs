@@ -1,5 +1,5 @@
 //! The controllers inside `gantry server`: one module per controller ([`replicaset`], [`deployment`],
-//! [`daemonset`], [`statefulset`], [`job`], [`cronjob`], [`nodelifecycle`], [`serviceaccount`], [`endpoints`], [`endpointslice`]) and the
+//! [`daemonset`], [`statefulset`], [`job`], [`cronjob`], [`nodelifecycle`], [`nodeipam`], [`serviceaccount`], [`servicelb`], [`endpoints`], [`endpointslice`], [`disruption`], [`hpa`], [`resourcequota`]) and the
 //! garbage collector of dependents by `ownerReferences` ([`gc`]). Each is one task that owns its state, fed by kube-rs watchers (which relist on
 //! their own after errors), and level-triggered: it reconciles what it is given from what the watches show,
 //! so a restarted server converges to the same state.
@@ -17,6 +17,7 @@ pub mod claims;
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
+pub mod disruption;
 pub mod endpoint_pods;
 pub mod endpoints;
 pub mod endpointslice;
@@ -24,12 +25,16 @@ pub mod expectations;
 pub mod gc;
 pub mod hash;
 pub mod history;
+pub mod hpa;
 pub mod job;
+pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod pods;
 pub mod queue;
 pub mod replicaset;
+pub mod resourcequota;
 pub mod serviceaccount;
+pub mod servicelb;
 pub mod statefulset;
 pub mod sync;
 
@@ -42,12 +47,15 @@ use gantry_client::Client;
 pub struct Settings {
     /// How long a node may stay silent before it is marked Unknown (`--node-monitor-grace-period`).
     pub node_monitor_grace_period: Duration,
+    /// Where Nodes' pod networks come from (`--cluster-cidr`, `--node-cidr-mask-size`).
+    pub pod_networks: nodeipam::PodNetworks,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             node_monitor_grace_period: Duration::from_secs(50),
+            pod_networks: nodeipam::PodNetworks::default(),
         }
     }
 }
@@ -62,9 +70,14 @@ pub async fn run(client: Client, settings: Settings) {
         job::run(client.clone()),
         cronjob::run(client.clone()),
         nodelifecycle::run(client.clone(), settings.node_monitor_grace_period),
+        nodeipam::run(client.clone(), settings.pod_networks),
         serviceaccount::run(client.clone()),
+        servicelb::run(client.clone()),
         endpoints::run(client.clone()),
         endpointslice::run(client.clone()),
+        disruption::run(client.clone()),
+        hpa::run(client.clone()),
+        resourcequota::run(client.clone()),
         gc::run(client),
     );
 }

@@ -9,6 +9,8 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use gantry_agent::AgentConfig;
 use gantry_apiserver::{ApiConfig, Ipv4Cidr, ServiceRanges, parse_port_range};
+use gantry_net::Ipv4Net;
+use gantry_net::overlay::Backend;
 use gantry_pki::{ClusterPki, PkiOptions, Tokens};
 use gantry_store::StoreUrl;
 
@@ -118,6 +120,12 @@ struct AgentArgs {
     /// Where the agent keeps its state.
     #[arg(long, default_value = "/var/lib/gantry-agent")]
     data_dir: PathBuf,
+    /// The cluster's pod network (the server's --cluster-cidr).
+    #[arg(long, default_value = "10.42.0.0/16", value_parser = str::parse::<Ipv4Net>)]
+    cluster_cidr: Ipv4Net,
+    /// The cluster's Service network (the server's --service-cidr).
+    #[arg(long, default_value = "10.43.0.0/16", value_parser = str::parse::<Ipv4Net>)]
+    service_cidr: Ipv4Net,
     /// The Node's name (default: the host name); with --simulate, the simulated nodes' prefix (default "sim").
     #[arg(long)]
     node_name: Option<String>,
@@ -131,12 +139,8 @@ struct AgentArgs {
     /// This machine's address in the cluster (default: the address of the interface of the default route).
     #[arg(long)]
     node_ip: Option<IpAddr>,
-    /// The addresses this node gives its pods.
-    #[arg(long, default_value = "10.42.1.0/24")]
-    pod_cidr: String,
-    /// The Linux bridge the pods are attached to.
-    #[arg(long, default_value = "cni0")]
-    cni_bridge: String,
+    #[command(flatten)]
+    network: PodNetworkArgs,
     /// The port of the agent's HTTPS endpoint (logs), which the API server calls.
     #[arg(long, default_value_t = 10250)]
     node_endpoint_port: u16,
@@ -156,6 +160,44 @@ struct AgentArgs {
     node_lease_duration_seconds: u32,
 }
 
+/// How a node's pods are networked (flags of `gantry agent` and of the server's own agent).
+#[derive(Debug, clap::Args)]
+struct PodNetworkArgs {
+    /// The addresses this node gives its pods [default: the share of the cluster's pod network that the
+    /// control plane allocates to the Node].
+    #[arg(long, value_parser = str::parse::<Ipv4Net>)]
+    pod_cidr: Option<Ipv4Net>,
+    /// The Linux bridge the pods are attached to.
+    #[arg(long, default_value = "cni0")]
+    cni_bridge: String,
+    /// How pods reach other nodes' pods: vxlan (works across routed networks) or host-gw (plain routes,
+    /// every node on one L2 segment).
+    #[arg(long, default_value = "vxlan")]
+    pod_network: Backend,
+    /// The VXLAN network identifier (device `gantry.<ID>`); the same on every node of a cluster.
+    #[arg(long, default_value_t = 1)]
+    vxlan_id: u32,
+    /// The UDP port VXLAN traffic between nodes uses; the same on every node of a cluster.
+    #[arg(long, default_value_t = 8472)]
+    vxlan_port: u16,
+    /// The name of the node's nftables tables (the Service proxy's; `<NAME>-node` holds the pod egress
+    /// masquerade and the cluster DNS redirect).
+    #[arg(long, default_value = "gantry")]
+    nft_table: String,
+}
+
+impl PodNetworkArgs {
+    fn backend(&self) -> Backend {
+        match self.pod_network {
+            Backend::Vxlan { .. } => Backend::Vxlan {
+                vni: self.vxlan_id,
+                port: self.vxlan_port,
+            },
+            Backend::HostGw => Backend::HostGw,
+        }
+    }
+}
+
 /// `--cluster-dns`: an address, or none (`""`, `none`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct DnsServer(Option<IpAddr>);
@@ -173,7 +215,11 @@ impl std::str::FromStr for DnsServer {
 /// The default cluster DNS server: the 10th address of the service network (10.43.0.10 in 10.43.0.0/16),
 /// none in a network too small to have one.
 fn tenth_address(cidr: &Ipv4Cidr) -> Option<IpAddr> {
-    (cidr.prefix <= 28).then(|| IpAddr::V4(Ipv4Addr::from(u32::from(cidr.network) + 10)))
+    let ranges = ServiceRanges {
+        cidr: *cidr,
+        ..ServiceRanges::default()
+    };
+    ranges.dns_address().map(IpAddr::V4)
 }
 
 #[derive(Debug, clap::Args)]
@@ -223,12 +269,15 @@ struct ServerArgs {
     /// interface of the default route, or 127.0.0.1 without one).
     #[arg(long)]
     node_ip: Option<IpAddr>,
-    /// The addresses the server's own node agent gives its pods.
-    #[arg(long, default_value = "10.42.0.0/24")]
-    pod_cidr: String,
-    /// The Linux bridge the server's own node agent attaches pods to.
-    #[arg(long, default_value = "cni0")]
-    cni_bridge: String,
+    /// The cluster's pod network: each Node gets a share of it (its `spec.podCIDR`).
+    #[arg(long, default_value = "10.42.0.0/16", value_parser = str::parse::<Ipv4Net>)]
+    cluster_cidr: Ipv4Net,
+    /// The prefix length of each Node's share of --cluster-cidr.
+    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u8).range(8..=30))]
+    node_cidr_mask_size: u8,
+    /// The server's own node agent's pod network.
+    #[command(flatten)]
+    network: PodNetworkArgs,
     /// The port of the server's own node agent's HTTPS endpoint.
     #[arg(long, default_value_t = 10250)]
     node_endpoint_port: u16,
@@ -357,6 +406,10 @@ async fn server(args: ServerArgs) -> Result<(), String> {
     if !args.disable_controllers {
         let settings = gantry_controllers::Settings {
             node_monitor_grace_period: args.node_monitor_grace_period,
+            pod_networks: gantry_controllers::nodeipam::PodNetworks {
+                cluster_cidr: args.cluster_cidr,
+                node_prefix: args.node_cidr_mask_size,
+            },
         };
         tokio::spawn(gantry_controllers::run(own_client()?, settings));
     }
@@ -366,8 +419,13 @@ async fn server(args: ServerArgs) -> Result<(), String> {
             node_name: host_name(),
             node_ip,
             data_dir: args.data_dir.join("agent"),
-            pod_cidr: args.pod_cidr,
-            cni_bridge: args.cni_bridge,
+            pod_cidr: args.network.pod_cidr,
+            cluster_cidr: args.cluster_cidr,
+            service_cidr: Ipv4Net::new(args.service_cidr.network, args.service_cidr.prefix)
+                .ok_or("the service network's prefix is over 32")?,
+            pod_network: args.network.backend(),
+            nft_table: args.network.nft_table,
+            cni_bridge: args.network.cni_bridge,
             plain_http_registries: args.insecure_registries,
             endpoint_port: args.node_endpoint_port,
             ca_pem: pki.ca_cert_pem().as_bytes().to_vec(),
@@ -420,8 +478,12 @@ async fn agent(args: AgentArgs) -> Result<(), String> {
             .node_ip
             .unwrap_or_else(|| node_address(IpAddr::V4(Ipv4Addr::UNSPECIFIED))),
         data_dir: args.data_dir,
-        pod_cidr: args.pod_cidr,
-        cni_bridge: args.cni_bridge,
+        pod_cidr: args.network.pod_cidr,
+        cluster_cidr: args.cluster_cidr,
+        service_cidr: args.service_cidr,
+        pod_network: args.network.backend(),
+        nft_table: args.network.nft_table,
+        cni_bridge: args.network.cni_bridge,
         plain_http_registries: args.insecure_registries,
         endpoint_port: args.node_endpoint_port,
         ca_pem: ca,

@@ -2,7 +2,13 @@
 //! for `ADD` (each given the previous one's result) and in reverse for `DEL`, as the spec's runtime does.
 //! [`default_network`] is Gantry's default: the standard `bridge` (hairpin on, masquerade of traffic leaving
 //! the pod network) with `host-local` addresses from the node's pod CIDR, and `portmap` for `hostPort`s.
-//! Debian installs the plugins in `/usr/lib/cni` (package `containernetworking-plugins`).
+//! Debian installs the plugins in `/usr/lib/cni` (package `containernetworking-plugins`). Between nodes,
+//! [`overlay`] carries pod traffic (VXLAN or plain routes) and masquerades what leaves the pod networks.
+
+pub mod cidr;
+pub mod overlay;
+
+pub use cidr::Ipv4Net;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -82,9 +88,10 @@ pub struct Attachment {
 }
 
 /// Gantry's default network for pods whose addresses come from `pod_cidr` (`10.42.0.0/24`): a Linux bridge
-/// `bridge_name` that is the pods' gateway, masquerade for traffic leaving `cluster_cidr`, hairpin on (a pod
-/// reaching itself through a Service), `mtu` on every pod interface, and `hostPort`s through `portmap`.
-/// `host-local` keeps its leases under `state_dir`.
+/// `bridge_name` that is the pods' gateway, hairpin on (a pod reaching itself through a Service), `mtu` on
+/// every pod interface, and `hostPort`s through `portmap`. `host-local` keeps its leases under `state_dir`.
+/// The bridge masquerades nothing: [`overlay`] masquerades only what leaves every node's pod network, so
+/// that pods on other nodes see the true source address.
 pub fn default_network(pod_cidr: &str, bridge_name: &str, mtu: u32, state_dir: &Path) -> Network {
     Network {
         name: "gantry".into(),
@@ -93,7 +100,7 @@ pub fn default_network(pod_cidr: &str, bridge_name: &str, mtu: u32, state_dir: &
                 "type": "bridge",
                 "bridge": bridge_name,
                 "isGateway": true,
-                "ipMasq": true,
+                "ipMasq": false,
                 "hairpinMode": true,
                 "mtu": mtu,
                 "ipam": {

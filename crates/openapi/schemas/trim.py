@@ -14,7 +14,7 @@ import sys
 PACKAGES = [
     "core.v1", "apps.v1", "batch.v1", "autoscaling.v1", "autoscaling.v2", "policy.v1", "events.v1",
     "discovery.v1", "coordination.v1", "networking.v1", "storage.v1", "rbac.v1", "authentication.v1",
-    "authorization.v1",
+    "authorization.v1", "scheduling.v1",
 ]
 
 # CustomResourceDefinitions live outside io.k8s.api.

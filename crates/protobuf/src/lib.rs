@@ -14,7 +14,7 @@
 //! Supported: every top-level kind (a message with `metadata`) of core/v1, apps/v1, batch/v1,
 //! autoscaling/v1 and v2, policy/v1, rbac.authorization.k8s.io/v1, networking.k8s.io/v1,
 //! storage.k8s.io/v1, coordination.k8s.io/v1, discovery.k8s.io/v1, events.k8s.io/v1,
-//! authentication.k8s.io/v1 and authorization.k8s.io/v1.
+//! authentication.k8s.io/v1, authorization.k8s.io/v1 and scheduling.k8s.io/v1.
 
 use std::sync::OnceLock;
 
@@ -48,6 +48,7 @@ const GROUPS: &[(&str, &str, &[&str])] = &[
     ("events.k8s.io", "events", &["v1"]),
     ("authentication.k8s.io", "authentication", &["v1"]),
     ("authorization.k8s.io", "authorization", &["v1"]),
+    ("scheduling.k8s.io", "scheduling", &["v1"]),
 ];
 
 /// Why a body could not be decoded. [`ProtobufError::status_code`] says which HTTP status fits.

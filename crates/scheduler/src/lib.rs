@@ -9,34 +9,54 @@
 //! upstream does, so the next pod sees it) and bound through the `pods/binding` subresource by a task of
 //! its own (at most [`BINDINGS_IN_FLIGHT`] at a time). A pod no node can take gets a `PodScheduled=False`
 //! condition and a `FailedScheduling` event saying why, and waits in the queue for a change in the cluster
-//! (a node added or changed, a pod gone) and its back-off.
+//! (a node added or changed, a pod gone; a pod placed, for pods that failed on affinity or spreading) and
+//! its back-off.
 //!
-//! Preemption is not implemented: the message says what upstream's would find when no pod has a lower
-//! priority than another (which holds while priorities are not assigned).
+//! Inter-pod affinity and topology spreading read the pods' labels through the cache's indexes, and the
+//! labels of Namespaces (`namespaceSelector`), the selectors of Services and workload controllers (the
+//! default spreading); preemption ([`preemption`]) reads PodDisruptionBudgets: all watched here too. A
+//! pod that preempts others is nominated to the node (`status.nominatedNodeName`, and the room counted
+//! for it against pods of lower priority), its victims get a `DisruptionTarget` condition, a `Preempted`
+//! event and are deleted, and it is placed once they are gone.
 
+pub mod affinity;
 pub mod cache;
 pub mod plugins;
+pub mod preemption;
 pub mod queue;
 pub mod resources;
+pub mod spread;
+#[cfg(test)]
+mod testing;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Debug;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use gantry_client::k8s_openapi::api::core::v1::{Node, Pod};
-use gantry_client::kube::api::{Patch, PatchParams, PostParams};
+use futures::stream::BoxStream;
+use gantry_api::labels::Selector;
+use gantry_client::k8s_openapi::api::apps::v1::{ReplicaSet, StatefulSet};
+use gantry_client::k8s_openapi::api::core::v1::{
+    Namespace, Node, Pod, ReplicationController, Service,
+};
+use gantry_client::k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use gantry_client::kube::Resource;
+use gantry_client::kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use gantry_client::kube::runtime::{WatchStreamExt, watcher};
 use gantry_client::{Api, Client};
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::time::Instant;
 
 pub use cache::Cache;
-pub use plugins::{Algorithm, FitError, PodInfo};
+pub use plugins::{Algorithm, Decision, FitError, PodInfo};
 pub use queue::Queue;
 
-use cache::{NodeSpec, Usage};
+use cache::{Budget, CachedPod, NodeSpec, Nomination, Objects, PREEMPTION_REASON};
 use gantry_client::events::{self, Event, Recorder};
+use plugins::Victim;
 
 /// The scheduler's name: pods naming it (or none) are ours; the events' source.
 pub const SCHEDULER_NAME: &str = "default-scheduler";
@@ -64,6 +84,162 @@ enum Bound {
     Failed(String),
 }
 
+/// A kind the scheduler mirrors into the cache (besides pods and nodes): what it keeps of each object.
+trait Mirrored: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + 'static {
+    type Value: PartialEq;
+    /// Whether a change can make a pod schedulable (else it only changes scores).
+    const WAKES: bool;
+    fn objects(cache: &mut Cache) -> &mut Objects<Self::Value>;
+    fn value(&self) -> Self::Value;
+}
+
+fn labels_of(labels: Option<&BTreeMap<String, String>>) -> BTreeMap<String, String> {
+    labels.cloned().unwrap_or_default()
+}
+
+impl Mirrored for Namespace {
+    type Value = BTreeMap<String, String>;
+    const WAKES: bool = true;
+    fn objects(cache: &mut Cache) -> &mut Objects<Self::Value> {
+        &mut cache.namespaces
+    }
+    fn value(&self) -> Self::Value {
+        labels_of(self.metadata.labels.as_ref())
+    }
+}
+
+impl Mirrored for Service {
+    type Value = BTreeMap<String, String>;
+    const WAKES: bool = false;
+    fn objects(cache: &mut Cache) -> &mut Objects<Self::Value> {
+        &mut cache.services
+    }
+    fn value(&self) -> Self::Value {
+        labels_of(self.spec.as_ref().and_then(|s| s.selector.as_ref()))
+    }
+}
+
+impl Mirrored for ReplicationController {
+    type Value = BTreeMap<String, String>;
+    const WAKES: bool = false;
+    fn objects(cache: &mut Cache) -> &mut Objects<Self::Value> {
+        &mut cache.replication_controllers
+    }
+    fn value(&self) -> Self::Value {
+        labels_of(self.spec.as_ref().and_then(|s| s.selector.as_ref()))
+    }
+}
+
+impl Mirrored for ReplicaSet {
+    type Value = Selector;
+    const WAKES: bool = false;
+    fn objects(cache: &mut Cache) -> &mut Objects<Self::Value> {
+        &mut cache.replica_sets
+    }
+    fn value(&self) -> Self::Value {
+        affinity::label_selector(self.spec.as_ref().map(|s| &s.selector))
+    }
+}
+
+impl Mirrored for StatefulSet {
+    type Value = Selector;
+    const WAKES: bool = false;
+    fn objects(cache: &mut Cache) -> &mut Objects<Self::Value> {
+        &mut cache.stateful_sets
+    }
+    fn value(&self) -> Self::Value {
+        affinity::label_selector(self.spec.as_ref().map(|s| &s.selector))
+    }
+}
+
+impl Mirrored for PodDisruptionBudget {
+    type Value = Budget;
+    const WAKES: bool = false;
+    fn objects(cache: &mut Cache) -> &mut Objects<Self::Value> {
+        &mut cache.budgets
+    }
+    fn value(&self) -> Self::Value {
+        let status = self.status.as_ref();
+        Budget {
+            selector: affinity::label_selector(
+                self.spec.as_ref().and_then(|s| s.selector.as_ref()),
+            ),
+            disruptions_allowed: status.map_or(0, |s| s.disruptions_allowed),
+            disrupted: status
+                .and_then(|s| s.disrupted_pods.as_ref())
+                .map(|d| d.keys().cloned().collect())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+fn watch_all<K: Mirrored>(
+    client: &Client,
+) -> BoxStream<'static, watcher::Result<watcher::Event<K>>> {
+    watcher(
+        Api::<K>::all(client.clone()),
+        watcher::Config::default().any_semantic(),
+    )
+    .default_backoff()
+    .boxed()
+}
+
+/// The relist state of one mirrored kind.
+#[derive(Debug, Default)]
+struct Mirror {
+    listed: Option<HashSet<(String, String)>>,
+    synced: bool,
+}
+
+fn key_of<K: Resource>(object: &K) -> (String, String) {
+    let meta = object.meta();
+    (
+        meta.namespace.clone().unwrap_or_default(),
+        meta.name.clone().unwrap_or_default(),
+    )
+}
+
+impl Mirror {
+    /// Applies a watch event to the cache; true when a pod may have become schedulable.
+    fn apply<K: Mirrored>(&mut self, cache: &mut Cache, event: watcher::Event<K>) -> bool {
+        let changed = match event {
+            watcher::Event::Init => {
+                self.listed = Some(HashSet::new());
+                false
+            }
+            watcher::Event::InitApply(object) => {
+                let (namespace, name) = key_of(&object);
+                if let Some(listed) = &mut self.listed {
+                    listed.insert((namespace.clone(), name.clone()));
+                }
+                K::objects(cache).set(&namespace, &name, object.value())
+            }
+            watcher::Event::Apply(object) => {
+                let (namespace, name) = key_of(&object);
+                K::objects(cache).set(&namespace, &name, object.value())
+            }
+            watcher::Event::Delete(object) => {
+                let (namespace, name) = key_of(&object);
+                K::objects(cache).remove(&namespace, &name)
+            }
+            watcher::Event::InitDone => {
+                self.synced = true;
+                let mut changed = false;
+                if let Some(listed) = self.listed.take() {
+                    let objects = K::objects(cache);
+                    for key in objects.keys() {
+                        if !listed.contains(&key) {
+                            changed |= objects.remove(&key.0, &key.1);
+                        }
+                    }
+                }
+                changed
+            }
+        };
+        changed && K::WAKES
+    }
+}
+
 /// Runs the scheduler until its watches end (they do not: they retry on their own).
 pub async fn run(client: Client) {
     let pods: Api<Pod> = Api::all(client.clone());
@@ -75,6 +251,12 @@ pub async fn run(client: Client) {
     let mut node_events = watcher(nodes, watcher::Config::default().any_semantic())
         .default_backoff()
         .boxed();
+    let mut namespace_events = watch_all::<Namespace>(&client);
+    let mut service_events = watch_all::<Service>(&client);
+    let mut rc_events = watch_all::<ReplicationController>(&client);
+    let mut rs_events = watch_all::<ReplicaSet>(&client);
+    let mut sts_events = watch_all::<StatefulSet>(&client);
+    let mut pdb_events = watch_all::<PodDisruptionBudget>(&client);
     let (bound_tx, mut bound_rx) = mpsc::unbounded_channel();
     let mut scheduler = Scheduler::new(client, bound_tx);
     // Unschedulable pods are looked at again at least this often (for the five-minute flush).
@@ -97,6 +279,12 @@ pub async fn run(client: Client) {
                 Ok(event) => scheduler.node_event(event),
                 Err(e) => tracing::warn!("scheduler: watching nodes: {e}"),
             },
+            Some(event) = namespace_events.next() => scheduler.mirror(0, event, "namespaces"),
+            Some(event) = service_events.next() => scheduler.mirror(1, event, "services"),
+            Some(event) = rc_events.next() => scheduler.mirror(2, event, "replicationcontrollers"),
+            Some(event) = rs_events.next() => scheduler.mirror(3, event, "replicasets"),
+            Some(event) = sts_events.next() => scheduler.mirror(4, event, "statefulsets"),
+            Some(event) = pdb_events.next() => scheduler.mirror(5, event, "poddisruptionbudgets"),
             () = tokio::time::sleep_until(wakeup) => scheduler.queue.tick(Instant::now()),
             _ = flush.tick() => scheduler.queue.tick(Instant::now()),
             () = std::future::ready(()), if can_schedule => scheduler.schedule_next(),
@@ -117,8 +305,12 @@ struct Scheduler {
     nodes_listed: Option<HashSet<String>>,
     pods_synced: bool,
     nodes_synced: bool,
+    /// Namespaces, Services, ReplicationControllers, ReplicaSets, StatefulSets, PodDisruptionBudgets.
+    mirrors: [Mirror; 6],
     /// The cluster changed since unschedulable pods were last woken.
     changed: bool,
+    /// A pod was placed (or its labels changed) since the pods waiting for that were last woken.
+    pods_changed: bool,
     bindings: usize,
     bound_tx: mpsc::UnboundedSender<(String, Bound)>,
     status_writes: Arc<Semaphore>,
@@ -138,24 +330,46 @@ impl Scheduler {
             nodes_listed: None,
             pods_synced: false,
             nodes_synced: false,
+            mirrors: Default::default(),
             changed: false,
+            pods_changed: false,
             bindings: 0,
             bound_tx,
             status_writes: Arc::new(Semaphore::new(STATUS_WRITES_IN_FLIGHT)),
         }
     }
 
-    /// Whether a pod can be scheduled now: both watches have listed once, and a binding slot is free. The
-    /// unschedulable pods are woken first if the cluster changed.
+    /// Whether a pod can be scheduled now: every watch has listed once, and a binding slot is free. The
+    /// unschedulable pods are woken first if the cluster changed (those waiting for pods, if pods did).
     fn can_schedule(&mut self) -> bool {
-        if !(self.pods_synced && self.nodes_synced) {
+        if !(self.pods_synced && self.nodes_synced && self.mirrors.iter().all(|m| m.synced)) {
             return false;
         }
         if self.changed {
             self.changed = false;
+            self.pods_changed = false;
             self.queue.cluster_changed(Instant::now());
+        } else if self.pods_changed {
+            self.pods_changed = false;
+            self.queue.pods_changed(Instant::now());
         }
         self.bindings < BINDINGS_IN_FLIGHT && self.queue.ready() > 0
+    }
+
+    fn mirror<K: Mirrored>(
+        &mut self,
+        which: usize,
+        event: watcher::Result<watcher::Event<K>>,
+        what: &str,
+    ) {
+        match event {
+            Ok(event) => {
+                if self.mirrors[which].apply(&mut self.cache, event) {
+                    self.changed = true;
+                }
+            }
+            Err(e) => tracing::warn!("scheduler: watching {what}: {e}"),
+        }
     }
 
     fn pod_event(&mut self, event: watcher::Event<Pod>) {
@@ -208,7 +422,17 @@ impl Scheduler {
             // Bound (by us or anyone): counted on its node.
             self.pending.remove(&uid);
             self.queue.done(&uid);
-            self.cache.add_pod(&uid, node, Usage::of(&pod));
+            if self.cache.clear_nomination(&uid) {
+                self.changed = true;
+            }
+            let previous = self.cache.pod(&uid);
+            let placed = previous.is_none_or(|p| p.node != node);
+            let old_labels = previous.map(|p| p.labels.clone());
+            let cached = CachedPod::of(&pod, node, previous);
+            let relabelled = old_labels.is_some_and(|l| l != cached.labels);
+            if self.cache.add_pod(cached) && (placed || relabelled) {
+                self.pods_changed = true;
+            }
             return;
         }
         if self.cache.has_pod(&uid) {
@@ -235,7 +459,8 @@ impl Scheduler {
     fn pod_gone(&mut self, uid: &str) {
         self.pending.remove(uid);
         self.queue.done(uid);
-        if self.cache.remove_pod(uid) {
+        let nominated = self.cache.clear_nomination(uid);
+        if self.cache.remove_pod(uid) || nominated {
             self.changed = true;
         }
     }
@@ -285,9 +510,11 @@ impl Scheduler {
             return;
         };
         let info = PodInfo::new(pod);
-        match self.algorithm.schedule(&info, &self.cache) {
-            Ok(node) => {
-                self.cache.add_pod(&uid, &node, info.usage.clone());
+        match self.algorithm.decide(&info, &self.cache) {
+            Decision::Bind(node) => {
+                self.cache.clear_nomination(&uid);
+                self.cache.add_pod(info.placed(&node));
+                self.pods_changed = true;
                 self.bindings += 1;
                 let client = self.client.clone();
                 let results = self.bound_tx.clone();
@@ -304,18 +531,96 @@ impl Scheduler {
                     let _ = results.send((info.uid, result));
                 });
             }
-            Err(fit) => {
+            Decision::Preempt {
+                node,
+                victims,
+                message,
+            } => {
                 self.queue.unschedulable(&uid, Instant::now());
-                let message = fit.message();
+                tracing::debug!(pod = %info.name, namespace = %info.namespace, %node,
+                    victims = victims.len(), "preempting: {message}");
+                self.preempt(&info, &node, victims);
+                self.unschedulable(&info, message, Some(Some(node)));
+            }
+            Decision::Unschedulable {
+                message,
+                clear_nomination,
+            } => {
+                self.queue.unschedulable(&uid, Instant::now());
+                if affinity_or_spread(&message) {
+                    self.queue.wake_on_pod_changes(&uid);
+                }
                 tracing::debug!(pod = %info.name, namespace = %info.namespace, "unschedulable: {message}");
-                self.unschedulable(&info, message);
+                let cleared = clear_nomination && self.cache.clear_nomination(&uid);
+                let nomination = if clear_nomination && (cleared || info.nominated_node.is_some()) {
+                    Some(None)
+                } else {
+                    None
+                };
+                self.unschedulable(&info, message, nomination);
             }
         }
     }
 
+    /// Nominates the pod to `node`, takes the nomination of pods of lower priority there away (they go
+    /// back to the queue), and evicts the victims: a `DisruptionTarget` condition, the deletion, a
+    /// `Preempted` event.
+    fn preempt(&mut self, info: &PodInfo, node: &str, victims: Vec<Victim>) {
+        self.cache.nominate(
+            &info.uid,
+            Nomination {
+                node: node.to_owned(),
+                priority: info.priority,
+                usage: info.usage.clone(),
+            },
+        );
+        for uid in self.cache.nominated_below(node, info.priority) {
+            self.cache.clear_nomination(&uid);
+            self.queue.pod_changed(&uid, Instant::now());
+            let Some(pod) = self.pending.get(&uid) else {
+                continue;
+            };
+            let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+            let name = pod.metadata.name.clone().unwrap_or_default();
+            let pods: Api<Pod> = Api::namespaced(self.client.clone(), &namespace);
+            tokio::spawn(async move {
+                let patch = json!({"status": {"nominatedNodeName": Value::Null}});
+                let cleared = pods
+                    .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await;
+                if let Err(e) = cleared {
+                    tracing::debug!(pod = %name, "cannot clear nominatedNodeName: {e}");
+                }
+            });
+        }
+        for victim in &victims {
+            self.cache.mark_preempted(&victim.uid);
+        }
+        let client = self.client.clone();
+        let events = self.events.clone();
+        let message = format!("Preempted by pod {} on node {node}", info.uid);
+        tokio::spawn(async move {
+            for victim in victims {
+                evict(&client, &victim).await;
+                events.record(Event {
+                    object: events::Involved {
+                        api_version: "v1",
+                        kind: "Pod",
+                        namespace: victim.namespace.clone(),
+                        name: victim.name.clone(),
+                        uid: victim.uid.clone(),
+                    },
+                    warning: false,
+                    reason: "Preempted",
+                    message: message.clone(),
+                });
+            }
+        });
+    }
+
     /// Says why the pod cannot be placed: the FailedScheduling event, and the PodScheduled condition when
-    /// it does not say so already.
-    fn unschedulable(&self, info: &PodInfo, message: String) {
+    /// it does not say so already; `nomination` sets (or clears: `Some(None)`) `status.nominatedNodeName`.
+    fn unschedulable(&self, info: &PodInfo, message: String, nomination: Option<Option<String>>) {
         self.events
             .record(about_pod(info, true, "FailedScheduling", message.clone()));
         let current = info
@@ -329,7 +634,10 @@ impl Scheduler {
                 && c.reason.as_deref() == Some("Unschedulable")
                 && c.message.as_deref() == Some(message.as_str())
         });
-        if said {
+        let nominated = nomination
+            .as_ref()
+            .is_none_or(|n| *n == info.nominated_node);
+        if said && nominated {
             return;
         }
         let Ok(permit) = self.status_writes.clone().try_acquire_owned() else {
@@ -340,13 +648,16 @@ impl Scheduler {
         let name = info.name.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let patch = json!({
+            let mut patch = json!({
                 "status": {"conditions": [{
                     "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
                     "message": message, "lastProbeTime": Value::Null,
                     "lastTransitionTime": events::now(),
                 }]},
             });
+            if let Some(node) = nomination {
+                patch["status"]["nominatedNodeName"] = node.map_or(Value::Null, Value::String);
+            }
             let written = pods
                 .patch_status(&name, &PatchParams::default(), &Patch::Strategic(&patch))
                 .await;
@@ -380,6 +691,47 @@ impl Scheduler {
                 }
             }
         }
+    }
+}
+
+/// Whether an unschedulable pod's message names a failure that a pod placed elsewhere can resolve
+/// (pod affinity, spreading).
+fn affinity_or_spread(message: &str) -> bool {
+    [affinity::REASON_AFFINITY, spread::REASON_SPREAD]
+        .iter()
+        .any(|r| message.contains(r))
+}
+
+/// Evicts a pod for preemption: the `DisruptionTarget` condition (upstream's, so that its controller and
+/// `kubectl describe` see why), then the deletion (with the pod's grace period).
+async fn evict(client: &Client, victim: &Victim) {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &victim.namespace);
+    let condition = json!({"status": {"conditions": [{
+        "type": "DisruptionTarget", "status": "True", "reason": PREEMPTION_REASON,
+        "message": format!("{SCHEDULER_NAME}: preempting to accommodate a higher priority pod"),
+        "lastTransitionTime": events::now(),
+    }]}});
+    let marked = pods
+        .patch_status(
+            &victim.name,
+            &PatchParams::default(),
+            &Patch::Strategic(&condition),
+        )
+        .await;
+    if let Err(e) = marked {
+        tracing::debug!(pod = %victim.name, "cannot add the DisruptionTarget condition: {e}");
+    }
+    let params = DeleteParams {
+        preconditions: Some(gantry_client::kube::api::Preconditions {
+            uid: Some(victim.uid.clone()),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    match pods.delete(&victim.name, &params).await {
+        Ok(_) => {}
+        Err(gantry_client::kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
+        Err(e) => tracing::warn!(pod = %victim.name, "cannot delete a preempted pod: {e}"),
     }
 }
 

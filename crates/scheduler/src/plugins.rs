@@ -1,6 +1,7 @@
 //! Filters and scores, as upstream's default plugins: each filter says why a node cannot take a pod (in
 //! upstream's words, which `kubectl describe` shows in FailedScheduling events), each score rates the nodes
-//! that can. [`Algorithm::schedule`] runs them over the nodes and picks one.
+//! that can. [`Algorithm::decide`] works out what the stateful plugins need once ([`CycleState`]), runs
+//! them over the nodes and picks one, or finds pods to preempt ([`crate::preemption`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -10,8 +11,11 @@ use gantry_client::k8s_openapi::api::core::v1::{
     Toleration,
 };
 
-use crate::cache::{Cache, HostPort, NodeInfo, NodeSpec, Usage};
+use crate::affinity::{self, PodTerms};
+use crate::cache::{Cache, CachedPod, HostPort, NodeInfo, NodeSpec, Usage, priority};
+use crate::preemption;
 use crate::resources::Resources;
+use crate::spread::{self, Constraint};
 
 pub const REASON_NODE_NAME: &str = "node(s) didn't match the requested node name";
 pub const REASON_UNSCHEDULABLE: &str = "node(s) were unschedulable";
@@ -39,11 +43,25 @@ pub struct PodInfo {
     pub preferred: Vec<PreferredSchedulingTerm>,
     pub tolerations: Vec<Toleration>,
     pub preemption_never: bool,
+    pub labels: BTreeMap<String, String>,
+    pub priority: i32,
+    /// Its pod affinity and anti-affinity terms.
+    pub terms: Option<Arc<PodTerms>>,
+    /// Its `DoNotSchedule` and `ScheduleAnyway` spread constraints.
+    pub hard_spread: Vec<Constraint>,
+    pub soft_spread: Vec<Constraint>,
+    /// Whether it has any spread constraint (else the system defaults may apply).
+    pub has_spread: bool,
+    /// Its controller, when a ReplicaSet, StatefulSet or ReplicationController: (kind, name).
+    pub controller: Option<(String, String)>,
+    /// `status.nominatedNodeName`.
+    pub nominated_node: Option<String>,
 }
 
 impl PodInfo {
     pub fn new(pod: Arc<Pod>) -> PodInfo {
         let spec = pod.spec.as_ref();
+        let labels = pod.metadata.labels.clone().unwrap_or_default();
         let affinity = spec
             .and_then(|s| s.affinity.as_ref())
             .and_then(|a| a.node_affinity.as_ref());
@@ -70,13 +88,80 @@ impl PodInfo {
                 .unwrap_or_default(),
             tolerations: spec.and_then(|s| s.tolerations.clone()).unwrap_or_default(),
             preemption_never: spec.and_then(|s| s.preemption_policy.as_deref()) == Some("Never"),
+            priority: priority(&pod),
+            terms: PodTerms::of(&pod).map(Arc::new),
+            hard_spread: spread::constraints(&pod, &labels, "DoNotSchedule"),
+            soft_spread: spread::constraints(&pod, &labels, "ScheduleAnyway"),
+            has_spread: spec
+                .and_then(|s| s.topology_spread_constraints.as_ref())
+                .is_some_and(|c| !c.is_empty()),
+            controller: pod
+                .metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .find(|o| o.controller == Some(true))
+                .filter(|o| {
+                    matches!(
+                        (o.api_version.as_str(), o.kind.as_str()),
+                        ("v1", "ReplicationController") | ("apps/v1", "ReplicaSet" | "StatefulSet")
+                    )
+                })
+                .map(|o| (o.kind.clone(), o.name.clone())),
+            nominated_node: pod
+                .status
+                .as_ref()
+                .and_then(|s| s.nominated_node_name.clone())
+                .filter(|n| !n.is_empty()),
+            labels,
             pod,
+        }
+    }
+
+    /// The pod as the cache counts it once placed on `node`.
+    pub fn placed(&self, node: &str) -> CachedPod {
+        CachedPod {
+            uid: self.uid.clone(),
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            node: node.to_owned(),
+            usage: self.usage.clone(),
+            labels: self.labels.clone(),
+            priority: self.priority,
+            terminating: false,
+            preempted: false,
+            start: None,
+            terms: self.terms.clone(),
         }
     }
 }
 
 /// Why a node cannot take a pod: upstream's reason strings (one plugin's, possibly several).
 pub type Reasons = Vec<String>;
+
+/// A filter's verdict against a node: its reasons, and whether preemption could help (upstream's
+/// Unschedulable, or UnschedulableAndUnresolvable when not).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub reasons: Reasons,
+    pub resolvable: bool,
+}
+
+impl Failure {
+    pub fn resolvable(reason: &str) -> Failure {
+        Failure {
+            reasons: vec![reason.to_owned()],
+            resolvable: true,
+        }
+    }
+
+    pub fn unresolvable(reason: &str) -> Failure {
+        Failure {
+            reasons: vec![reason.to_owned()],
+            resolvable: false,
+        }
+    }
+}
 
 /// A filter: Ok when the node can take the pod.
 pub type Filter = fn(&PodInfo, &NodeInfo, &NodeSpec) -> Result<(), Reasons>;
@@ -161,20 +246,33 @@ pub fn taint_toleration(pod: &PodInfo, _: &NodeInfo, node: &NodeSpec) -> Result<
 
 /// `nodeSelector` and the required node affinity.
 pub fn node_affinity(pod: &PodInfo, info: &NodeInfo, node: &NodeSpec) -> Result<(), Reasons> {
-    let selector = pod
-        .node_selector
-        .iter()
-        .all(|(k, v)| node.labels.get(k) == Some(v));
-    let required = pod.required.as_ref().is_none_or(|r| {
-        r.node_selector_terms
-            .iter()
-            .any(|t| term_matches(t, &info.name, node))
-    });
-    if selector && required {
+    if matches_node_affinity(pod, &info.name, node) {
         Ok(())
     } else {
         fail(REASON_AFFINITY)
     }
+}
+
+/// Whether the node `name` matches the pod's `nodeSelector` and required node affinity.
+pub fn matches_node_affinity(pod: &PodInfo, name: &str, node: &NodeSpec) -> bool {
+    let selector = pod
+        .node_selector
+        .iter()
+        .all(|(k, v)| node.labels.get(k) == Some(v));
+    selector
+        && pod.required.as_ref().is_none_or(|r| {
+            r.node_selector_terms
+                .iter()
+                .any(|t| term_matches(t, name, node))
+        })
+}
+
+/// Whether the node has a NoSchedule or NoExecute taint the pod does not tolerate.
+pub fn has_untolerated_taint(pod: &PodInfo, node: &NodeSpec) -> bool {
+    node.taints.iter().any(|taint| {
+        (taint.effect == "NoSchedule" || taint.effect == "NoExecute")
+            && !pod.tolerations.iter().any(|t| tolerates(t, taint))
+    })
 }
 
 /// A node selector term: all its expressions and fields hold (a term with neither matches nothing).
@@ -363,14 +461,15 @@ pub struct FitError {
     pub nodes: usize,
     /// How many nodes gave each reason.
     pub reasons: HashMap<String, usize>,
-    /// How many of the nodes failed a filter that preemption could help with.
-    pub preemptible: usize,
-    pub preemption_never: bool,
+    /// The nodes (indexes into [`Cache::nodes`]) that failed a filter preemption could help with.
+    pub resolvable: Vec<usize>,
+    /// What preemption said ("preemption: …"), when it found nothing.
+    pub post_filter: Option<String>,
 }
 
 /// "0/3 nodes are available: 1 Insufficient cpu, 2 node(s) …." with the counts sorted as strings, as
 /// upstream's `sort.Strings` does.
-fn histogram(nodes: usize, reasons: &HashMap<String, usize>) -> String {
+pub fn histogram(nodes: usize, reasons: &HashMap<String, usize>) -> String {
     let mut counted: Vec<String> = reasons
         .iter()
         .map(|(reason, count)| format!("{count} {reason}"))
@@ -390,25 +489,118 @@ impl FitError {
             return "no nodes available to schedule pods".into();
         }
         let mut message = histogram(self.nodes, &self.reasons);
-        // No pod can be preempted: none has a lower priority than another (priorities are not assigned).
-        let preemption = if self.preemption_never {
-            "not eligible due to preemptionPolicy=Never.".to_owned()
-        } else {
-            let mut answers = HashMap::new();
-            if self.preemptible > 0 {
-                answers.insert(PREEMPTION_NO_VICTIMS.to_owned(), self.preemptible);
-            }
-            if self.nodes > self.preemptible {
-                answers.insert(
-                    PREEMPTION_NOT_HELPFUL.to_owned(),
-                    self.nodes - self.preemptible,
-                );
-            }
-            histogram(self.nodes, &answers)
-        };
-        message.push_str(&format!(" preemption: {preemption}."));
+        if let Some(post_filter) = &self.post_filter {
+            message.push_str(&format!(" {post_filter}."));
+        }
         message
     }
+}
+
+/// What the stateful plugins work out once per scheduling cycle (upstream's PreFilter state): `None` for
+/// a plugin with nothing to check for this pod.
+#[derive(Debug, Clone, Default)]
+pub struct CycleState {
+    pub spread: Option<spread::FilterState>,
+    pub affinity: Option<affinity::FilterState>,
+}
+
+impl CycleState {
+    pub fn new(pod: &PodInfo, cache: &Cache) -> CycleState {
+        CycleState {
+            spread: spread::FilterState::new(pod, cache),
+            affinity: affinity::FilterState::new(pod, cache),
+        }
+    }
+
+    /// PodTopologySpread, then InterPodAffinity (upstream's order, after the other filters).
+    pub fn filter(&self, pod: &PodInfo, node: &NodeSpec) -> Result<(), Failure> {
+        if let Some(spread) = &self.spread {
+            spread.filter(pod, node)?;
+        }
+        if let Some(affinity) = &self.affinity {
+            affinity.filter(node)?;
+        }
+        Ok(())
+    }
+
+    /// Counts `other`, on the node `info`, in or out (`sign` 1 or -1): preemption's simulation.
+    pub fn update_with_pod(
+        &mut self,
+        pod: &PodInfo,
+        other: &CachedPod,
+        info: &NodeInfo,
+        node: &NodeSpec,
+        sign: i64,
+    ) {
+        if let Some(spread) = &mut self.spread {
+            spread.update_with_pod(pod, other, info, node, sign);
+        }
+        if let Some(affinity) = &mut self.affinity {
+            affinity.update_with_pod(pod, other, &node.labels, sign);
+        }
+    }
+}
+
+/// Every filter in upstream's order; the first that fails answers. Pods nominated to the node with at
+/// least the pod's priority count as placed there (the room preemption made is theirs).
+pub fn run_filters(
+    pod: &PodInfo,
+    info: &NodeInfo,
+    node: &NodeSpec,
+    state: &CycleState,
+    cache: &Cache,
+) -> Result<(), Failure> {
+    let nominated = cache.nominated_on(&info.name, pod.priority, &pod.uid);
+    let with_nominated;
+    let info = if nominated.is_empty() {
+        info
+    } else {
+        let mut more = info.clone();
+        for n in nominated {
+            more.add(&n.usage);
+        }
+        with_nominated = more;
+        &with_nominated
+    };
+    for (_, filter, resolvable) in FILTERS {
+        if let Err(reasons) = filter(pod, info, node) {
+            return Err(Failure {
+                reasons,
+                resolvable: *resolvable,
+            });
+        }
+    }
+    state.filter(pod, node)
+}
+
+/// Weight of the PodTopologySpread and InterPodAffinity scores (upstream's default profile).
+pub const SPREAD_WEIGHT: i64 = 2;
+pub const INTER_POD_AFFINITY_WEIGHT: i64 = 2;
+
+/// A pod to evict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Victim {
+    pub uid: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+/// What to do with a pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Bind(String),
+    /// No node can take the pod now; evicting `victims` from `node` makes room there. `message` says
+    /// why no node could take it.
+    Preempt {
+        node: String,
+        victims: Vec<Victim>,
+        message: String,
+    },
+    /// No node can take the pod, and preemption cannot help: why, and whether a nomination it had goes.
+    Unschedulable {
+        message: String,
+        clear_nomination: bool,
+    },
 }
 
 /// How many feasible nodes to look for before scoring (upstream's `numFeasibleNodesToFind` with the
@@ -452,49 +644,91 @@ impl Algorithm {
         x
     }
 
-    /// The node for `pod`, or why there is none.
-    pub fn schedule(&mut self, pod: &PodInfo, cache: &Cache) -> Result<String, FitError> {
+    /// Where `pod` goes, which pods to preempt for it, or why neither.
+    pub fn decide(&mut self, pod: &PodInfo, cache: &Cache) -> Decision {
+        let mut state = CycleState::new(pod, cache);
+        let mut fit = match self.schedule(pod, cache, &state) {
+            Ok(node) => return Decision::Bind(node),
+            Err(fit) => fit,
+        };
+        if fit.nodes == 0 {
+            return Decision::Unschedulable {
+                message: fit.message(),
+                clear_nomination: false,
+            };
+        }
+        let seed = self.next_random();
+        match preemption::preempt(pod, cache, &mut state, &fit, seed) {
+            Ok(candidate) => Decision::Preempt {
+                node: candidate.node,
+                victims: candidate.victims,
+                message: fit.message(),
+            },
+            Err(failed) => {
+                fit.post_filter = Some(failed.message);
+                Decision::Unschedulable {
+                    message: fit.message(),
+                    clear_nomination: failed.clear_nomination,
+                }
+            }
+        }
+    }
+
+    /// The node for `pod`, or why there is none (before preemption).
+    pub fn schedule(
+        &mut self,
+        pod: &PodInfo,
+        cache: &Cache,
+        state: &CycleState,
+    ) -> Result<String, FitError> {
         let nodes = cache.nodes();
         let total = cache.node_count();
-        let wanted = nodes_to_find(total);
-        let mut feasible: Vec<(&NodeInfo, &NodeSpec)> = Vec::new();
         let mut error = FitError {
             nodes: total,
             reasons: HashMap::new(),
-            preemptible: 0,
-            preemption_never: pod.preemption_never,
+            resolvable: Vec::new(),
+            post_filter: None,
         };
-        let start = if nodes.is_empty() {
-            0
-        } else {
-            self.next_start % nodes.len()
-        };
+        if total == 0 {
+            return Err(error);
+        }
+        // The node preemption made room on, first (upstream's evaluateNominatedNode).
+        let nominated = cache
+            .nomination(&pod.uid)
+            .map(|n| n.node.as_str())
+            .or(pod.nominated_node.as_deref());
+        if let Some(name) = nominated
+            && let Some(info) = cache.node(name)
+            && let Some(spec) = &info.spec
+            && run_filters(pod, info, spec, state, cache).is_ok()
+        {
+            return Ok(name.to_owned());
+        }
+        let wanted = nodes_to_find(total);
+        let mut feasible: Vec<(&NodeInfo, &NodeSpec)> = Vec::new();
+        let start = self.next_start % nodes.len();
         let mut visited = 0;
         for i in 0..nodes.len() {
             if feasible.len() >= wanted {
                 break;
             }
             visited += 1;
-            let info = &nodes[(start + i) % nodes.len()];
+            let index = (start + i) % nodes.len();
+            let info = &nodes[index];
             let Some(spec) = &info.spec else { continue };
-            let failed = FILTERS.iter().find_map(|(_, filter, preemptible)| {
-                filter(pod, info, spec).err().map(|r| (r, *preemptible))
-            });
-            match failed {
-                None => feasible.push((info, spec)),
-                Some((reasons, preemptible)) => {
-                    for reason in reasons {
+            match run_filters(pod, info, spec, state, cache) {
+                Ok(()) => feasible.push((info, spec)),
+                Err(failure) => {
+                    for reason in failure.reasons {
                         *error.reasons.entry(reason).or_default() += 1;
                     }
-                    if preemptible {
-                        error.preemptible += 1;
+                    if failure.resolvable {
+                        error.resolvable.push(index);
                     }
                 }
             }
         }
-        if !nodes.is_empty() {
-            self.next_start = (start + visited) % nodes.len();
-        }
+        self.next_start = (start + visited) % nodes.len();
         match feasible.len() {
             0 => return Err(error),
             1 => return Ok(feasible[0].0.name.clone()),
@@ -517,6 +751,19 @@ impl Algorithm {
                 };
             }
             for (total, s) in totals.iter_mut().zip(scores) {
+                *total += s * weight;
+            }
+        }
+        let specs: Vec<&NodeSpec> = feasible.iter().map(|(_, spec)| *spec).collect();
+        let stateful = [
+            (spread::score(pod, cache, &feasible), SPREAD_WEIGHT),
+            (
+                affinity::score(pod, cache, &specs),
+                INTER_POD_AFFINITY_WEIGHT,
+            ),
+        ];
+        for (scores, weight) in stateful {
+            for (total, s) in totals.iter_mut().zip(scores.into_iter().flatten()) {
                 *total += s * weight;
             }
         }
@@ -584,9 +831,19 @@ mod tests {
     }
 
     fn check(pod: &PodInfo, cache: &Cache) -> Result<String, String> {
-        Algorithm::default()
-            .schedule(pod, cache)
-            .map_err(|e| e.message())
+        match Algorithm::default().decide(pod, cache) {
+            Decision::Bind(node) => Ok(node),
+            Decision::Unschedulable { message, .. } => Err(message),
+            Decision::Preempt { node, .. } => Err(format!("preemption on {node}")),
+        }
+    }
+
+    /// `p` as placed on `node` under the uid (and name) `uid`.
+    fn at(p: &PodInfo, uid: &str, node: &str) -> CachedPod {
+        let mut placed = p.placed(node);
+        placed.uid = uid.into();
+        placed.name = uid.into();
+        placed
     }
 
     #[test]
@@ -717,13 +974,13 @@ mod tests {
             ),
         ]);
         let p = pod(requesting("500m", "256Mi"));
-        cache.add_pod("x", "busy", p.usage.clone());
-        cache.add_pod("y", "busy", p.usage.clone());
+        cache.add_pod(at(&p, "x", "busy"));
+        cache.add_pod(at(&p, "y", "busy"));
         for _ in 0..20 {
             assert_eq!(check(&p, &cache).unwrap(), "free");
         }
         // Pod count: busy holds 2 of 3; a third fits, a fourth does not.
-        cache.add_pod("z", "busy", p.usage.clone());
+        cache.add_pod(at(&p, "z", "busy"));
         let only_busy = pod(json!({"nodeSelector": {}, "affinity": {"nodeAffinity": {
             "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
                 {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["busy"]}]}]}}}}));
@@ -736,8 +993,8 @@ mod tests {
         let web = pod(
             json!({"containers": [{"name": "c", "ports": [{"containerPort": 80, "hostPort": 8080}]}]}),
         );
-        cache.add_pod("w1", "free", web.usage.clone());
-        cache.add_pod("w2", "soft", web.usage.clone());
+        cache.add_pod(at(&web, "w1", "free"));
+        cache.add_pod(at(&web, "w2", "soft"));
         let message = check(&web, &cache).unwrap_err();
         assert!(
             message.starts_with(

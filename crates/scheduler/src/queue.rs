@@ -1,7 +1,7 @@
 //! The pods waiting to be scheduled, by uid: an active queue (first in, first out), pods backing off after a
 //! failed attempt (1 s doubling to 10 s, upstream's defaults), and unschedulable pods, which wait for a
-//! change in the cluster (a node added or changed, a pod gone) — or at most [`UNSCHEDULABLE_FLUSH`] — and
-//! then for the rest of their back-off.
+//! change in the cluster (a node added or changed, a pod gone; a pod placed, for those that asked for it)
+//! — or at most [`UNSCHEDULABLE_FLUSH`] — and then for the rest of their back-off.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
@@ -37,6 +37,8 @@ pub struct Queue {
     active: VecDeque<String>,
     backoff: BinaryHeap<Reverse<(Instant, String)>>,
     unschedulable: HashSet<String>,
+    /// Unschedulable pods that a pod placed (or relabelled) may help (affinity, spreading).
+    on_pods: HashSet<String>,
 }
 
 /// The back-off after `attempts` failed attempts.
@@ -55,6 +57,7 @@ impl Queue {
 
     fn activate(&mut self, uid: &str) {
         self.unschedulable.remove(uid);
+        self.on_pods.remove(uid);
         self.states.insert(uid.to_owned(), State::Active);
         self.active.push_back(uid.to_owned());
     }
@@ -87,6 +90,7 @@ impl Queue {
         self.states.remove(uid);
         self.attempts.remove(uid);
         self.unschedulable.remove(uid);
+        self.on_pods.remove(uid);
     }
 
     fn next_backoff(&mut self, uid: &str) -> Duration {
@@ -117,6 +121,7 @@ impl Queue {
 
     fn back_off(&mut self, uid: &str, until: Instant) {
         self.unschedulable.remove(uid);
+        self.on_pods.remove(uid);
         self.states.insert(uid.to_owned(), State::Backoff(until));
         self.backoff.push(Reverse((until, uid.to_owned())));
     }
@@ -124,8 +129,25 @@ impl Queue {
     /// The cluster changed: unschedulable pods go back, to the active queue or, while backing off, until
     /// their back-off ends.
     pub fn cluster_changed(&mut self, now: Instant) {
+        self.on_pods.clear();
         for uid in std::mem::take(&mut self.unschedulable) {
             self.wake(&uid, now);
+        }
+    }
+
+    /// The unschedulable pod `uid` may also be helped by a pod placed or relabelled.
+    pub fn wake_on_pod_changes(&mut self, uid: &str) {
+        if self.unschedulable.contains(uid) {
+            self.on_pods.insert(uid.to_owned());
+        }
+    }
+
+    /// A pod was placed or relabelled: the unschedulable pods waiting for that go back.
+    pub fn pods_changed(&mut self, now: Instant) {
+        for uid in std::mem::take(&mut self.on_pods) {
+            if self.unschedulable.remove(&uid) {
+                self.wake(&uid, now);
+            }
         }
     }
 

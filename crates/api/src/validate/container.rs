@@ -819,7 +819,7 @@ fn is_extended(name: &str) -> bool {
         && validation::is_qualified_name(&format!("requests.{name}")).is_empty()
 }
 
-fn overcommit_allowed(name: &str) -> bool {
+pub(crate) fn overcommit_allowed(name: &str) -> bool {
     is_native(name) && !is_huge_pages(name)
 }
 
@@ -843,7 +843,7 @@ pub(crate) fn resource_name(name: &str, path: &Path) -> Errors {
 }
 
 /// `validateContainerResourceName`.
-fn container_resource_name(name: &str, path: &Path) -> Errors {
+pub(crate) fn container_resource_name(name: &str, path: &Path) -> Errors {
     let mut errs = resource_name(name, path);
     if !name.contains('/') {
         if !matches!(name, "cpu" | "memory" | "ephemeral-storage") && !is_huge_pages(name) {

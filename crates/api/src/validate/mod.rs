@@ -15,11 +15,14 @@ mod common;
 mod config;
 mod container;
 mod cron;
+mod limit_range;
 mod meta;
 mod misc;
 mod net;
 mod pod;
 pub mod quantity;
+mod resource_quota;
+pub mod scheduling;
 mod service;
 mod storage;
 mod volume;
@@ -47,6 +50,8 @@ pub fn validate_create(group: &str, kind: &str, object: &Value) -> Vec<FieldErro
         ("", "Node") => misc::node_create(object),
         ("", "PersistentVolume") => storage::volume_create(object),
         ("", "PersistentVolumeClaim") => storage::claim_create(object),
+        ("", "LimitRange") => limit_range::create(object),
+        ("", "ResourceQuota") => resource_quota::create(object),
         ("apps", "Deployment") => workloads::deployment_create(object),
         ("apps", "ReplicaSet") => workloads::replica_set_create(object),
         ("apps", "StatefulSet") => workloads::stateful_set_create(object),
@@ -66,6 +71,7 @@ pub fn validate_create(group: &str, kind: &str, object: &Value) -> Vec<FieldErro
         ("rbac.authorization.k8s.io", "ClusterRole") => misc::role_create(object, false),
         ("rbac.authorization.k8s.io", "RoleBinding") => misc::binding_create(object, true),
         ("rbac.authorization.k8s.io", "ClusterRoleBinding") => misc::binding_create(object, false),
+        ("scheduling.k8s.io", "PriorityClass") => scheduling::priority_class_create(object),
         _ if outside_kubernetes(group) => {
             meta::create_with(object, meta::NameRule::Subdomain, false)
         }
@@ -89,6 +95,8 @@ pub fn validate_update(group: &str, kind: &str, new: &Value, old: &Value) -> Vec
         ("", "Node") => misc::node_update(new, old),
         ("", "PersistentVolume") => storage::volume_update(new, old),
         ("", "PersistentVolumeClaim") => storage::claim_update(new, old),
+        ("", "LimitRange") => limit_range::update(new, old),
+        ("", "ResourceQuota") => resource_quota::update(new, old),
         ("apps", "Deployment") => workloads::deployment_update(new, old),
         ("apps", "ReplicaSet") => workloads::replica_set_update(new, old),
         ("apps", "StatefulSet") => workloads::stateful_set_update(new, old),
@@ -110,6 +118,7 @@ pub fn validate_update(group: &str, kind: &str, new: &Value, old: &Value) -> Vec
         ("rbac.authorization.k8s.io", "ClusterRoleBinding") => {
             misc::binding_update(new, old, false)
         }
+        ("scheduling.k8s.io", "PriorityClass") => scheduling::priority_class_update(new, old),
         _ if outside_kubernetes(group) => meta::update_with(new, old, false),
         _ => meta::update(new, old),
     };

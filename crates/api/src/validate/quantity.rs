@@ -123,6 +123,58 @@ impl Quantity {
     pub fn nanos(&self) -> i128 {
         self.nanos
     }
+
+    /// A quantity of `nanos` billionths, printed in `format`.
+    pub fn from_nanos(nanos: i128, format: Format) -> Self {
+        Self { nanos, format }
+    }
+
+    /// A whole number, printed with SI suffixes (`resource.NewQuantity(n, DecimalSI)`).
+    pub fn from_units(units: i64) -> Self {
+        Self::from_nanos(i128::from(units) * NANOS_PER_UNIT, Format::DecimalSi)
+    }
+
+    /// `q.Add(y)`: the sum, in this quantity's format unless it is zero (then in `other`'s).
+    pub fn plus(&self, other: &Self) -> Self {
+        let format = if self.nanos == 0 {
+            other.format
+        } else {
+            self.format
+        };
+        Self::from_nanos(self.nanos.saturating_add(other.nanos), format)
+    }
+
+    /// `q.Sub(y)`: the difference, formatted as [`plus`](Self::plus) does.
+    pub fn minus(&self, other: &Self) -> Self {
+        self.plus(&Self::from_nanos(
+            other.nanos.saturating_neg(),
+            other.format,
+        ))
+    }
+
+    /// `Value()`: whole units, rounded up (away from zero), saturating at the bounds of `i64`.
+    pub fn value(&self) -> i64 {
+        scaled_up(self.nanos, NANOS_PER_UNIT)
+    }
+
+    /// `MilliValue()`: thousandths, rounded up (away from zero), saturating at the bounds of `i64`.
+    pub fn milli_value(&self) -> i64 {
+        scaled_up(self.nanos, 1_000_000)
+    }
+
+    /// `RoundUp(0)`: rounded up to whole units.
+    pub fn rounded_up(&self) -> Self {
+        Self::from_nanos(i128::from(self.value()) * NANOS_PER_UNIT, self.format)
+    }
+}
+
+/// `nanos / per`, rounded away from zero, saturating.
+fn scaled_up(nanos: i128, per: i128) -> i64 {
+    let mut whole = nanos / per;
+    if nanos % per != 0 {
+        whole += nanos.signum();
+    }
+    i64::try_from(whole).unwrap_or(if whole < 0 { i64::MIN } else { i64::MAX })
 }
 
 struct Parts<'a> {
@@ -383,6 +435,20 @@ mod tests {
             assert_eq!(Quantity::parse(bad), Err(SUFFIX), "{bad}");
         }
         assert_eq!(Quantity::parse("."), Err(NUMERIC));
+    }
+
+    #[test]
+    fn arithmetic_keeps_upstream_formats() {
+        assert_eq!(q("1").plus(&q("500m")).to_string(), "1500m");
+        assert_eq!(q("0").plus(&q("1Gi")).to_string(), "1Gi");
+        assert_eq!(q("1Gi").plus(&q("512Mi")).to_string(), "1536Mi");
+        assert_eq!(q("2").minus(&q("500m")).to_string(), "1500m");
+        assert_eq!(Quantity::from_units(3).to_string(), "3");
+        assert_eq!(q("1500m").value(), 2);
+        assert_eq!(q("-1500m").value(), -2);
+        assert_eq!(q("1n").milli_value(), 1);
+        assert_eq!(q("2Ki").milli_value(), 2_048_000);
+        assert_eq!(q("1500m").rounded_up().to_string(), "2");
     }
 
     #[test]

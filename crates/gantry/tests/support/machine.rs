@@ -1,5 +1,6 @@
 //! More "machines" on this one, for tests of clusters of several nodes: each a network namespace joined to
-//! the host by a veth pair, running its own `gantry agent` (which joins the test's server with a token).
+//! the host by a veth pair (alone, or on a [`Lan`] with other machines), running its own `gantry agent`
+//! (which joins the test's server with a token).
 
 #![allow(clippy::disallowed_methods)] // test support: blocking sleeps are fine here
 
@@ -13,17 +14,38 @@ use super::{Server, kubectl, node};
 /// namespace's `10.N.0.2`. Removed on drop. The server must listen on every interface
 /// ([`node::server_for_machines`]) with `--tls-san 10.N.0.1` ([`Machine::tls_san`]).
 pub(crate) struct Machine {
-    pub(crate) n: u8,
+    netns: String,
+    host_end: String,
+    ip: String,
+    /// The host's address on the machine's link.
+    gateway: String,
+    /// The pods' addresses, when the agent is told them (else the server allocates them).
+    pod_cidr: Option<String>,
+}
+
+/// Runs each of `commands` (words split at spaces), asserting that it succeeds.
+fn run_all(commands: &[String]) {
+    for command in commands {
+        let args: Vec<&str> = command.split(' ').collect();
+        let status = Command::new(args[0]).args(&args[1..]).status().unwrap();
+        assert!(status.success(), "{command}");
+    }
 }
 
 impl Machine {
     /// The machine numbered `n` (its addresses `10.N.0.0/24`, its pods `10.N.1.0/24`): each test its own.
     pub(crate) fn create(n: u8) -> Machine {
-        let machine = Machine { n };
+        let machine = Machine {
+            netns: format!("gtmachine{n}"),
+            host_end: format!("gtm{n}h"),
+            ip: format!("10.{n}.0.2"),
+            gateway: format!("10.{n}.0.1"),
+            pod_cidr: Some(format!("10.{n}.1.0/24")),
+        };
         // Left over from an interrupted run.
         machine.remove();
-        let (netns, host_end, ns_end) = (machine.netns(), machine.host_end(), format!("gtm{n}n"));
-        for command in [
+        let (netns, host_end, ns_end) = (&machine.netns, &machine.host_end, format!("gtm{n}n"));
+        run_all(&[
             format!("ip netns add {netns}"),
             format!("ip link add {host_end} type veth peer name {ns_end}"),
             format!("ip link set {ns_end} netns {netns}"),
@@ -32,30 +54,37 @@ impl Machine {
             format!("ip -n {netns} addr add 10.{n}.0.2/24 dev {ns_end}"),
             format!("ip -n {netns} link set {ns_end} up"),
             format!("ip -n {netns} link set lo up"),
-        ] {
-            let args: Vec<&str> = command.split(' ').collect();
-            let status = Command::new(args[0]).args(&args[1..]).status().unwrap();
-            assert!(status.success(), "{command}");
-        }
+        ]);
         machine
     }
 
     pub(crate) fn netns(&self) -> String {
-        format!("gtmachine{}", self.n)
-    }
-
-    fn host_end(&self) -> String {
-        format!("gtm{}h", self.n)
+        self.netns.clone()
     }
 
     /// The host's address as the machine sees it: the server's certificate must name it.
     pub(crate) fn tls_san(&self) -> String {
-        format!("10.{}.0.1", self.n)
+        self.gateway.clone()
     }
 
     /// The machine's own address (its Node's InternalIP).
     pub(crate) fn ip(&self) -> String {
-        format!("10.{}.0.2", self.n)
+        self.ip.clone()
+    }
+
+    /// Cuts the machine's link (as a pulled cable) or brings it back.
+    pub(crate) fn set_link(&self, up: bool) {
+        let state = if up { "up" } else { "down" };
+        run_all(&[format!("ip link set {} {state}", self.host_end)]);
+    }
+
+    /// Runs `command` in the machine's network namespace: its exit status and output.
+    pub(crate) fn exec(&self, command: &[&str]) -> std::process::Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.netns])
+            .args(command)
+            .output()
+            .unwrap()
     }
 
     /// Joins `server` as the node `name`: imports the busybox test image into a data directory of its own
@@ -84,22 +113,19 @@ impl Machine {
             .status()
             .unwrap();
         assert!(imported.success());
-        let n = self.n;
         let mut command = vec![
             // nsenter changes the network namespace only (`ip netns exec` would also hide the cgroup mounts).
-            format!("--net=/run/netns/{}", self.netns()),
+            format!("--net=/run/netns/{}", self.netns),
             env!("CARGO_BIN_EXE_gantry").to_owned(),
             "agent".to_owned(),
             "--server".to_owned(),
-            format!("https://10.{n}.0.1:{}", server.port),
+            format!("https://{}:{}", self.gateway, server.port),
             "--token".to_owned(),
             token,
             "--node-name".to_owned(),
             name.to_owned(),
             "--node-ip".to_owned(),
             self.ip(),
-            "--pod-cidr".to_owned(),
-            format!("10.{n}.1.0/24"),
             "--cni-bridge".to_owned(),
             "cni0".to_owned(),
             "--ca-file".to_owned(),
@@ -107,6 +133,9 @@ impl Machine {
             "--data-dir".to_owned(),
             data.display().to_string(),
         ];
+        if let Some(cidr) = &self.pod_cidr {
+            command.extend(["--pod-cidr".to_owned(), cidr.clone()]);
+        }
         command.extend(flags.iter().map(|f| f.to_string()));
         let mut agent = Agent {
             command,
@@ -135,13 +164,75 @@ impl Machine {
 
     fn remove(&self) {
         let _ = Command::new("ip")
-            .args(["netns", "del", &self.netns()])
+            .args(["netns", "del", &self.netns])
             .stderr(Stdio::null())
             .status();
         let _ = Command::new("ip")
-            .args(["link", "del", &self.host_end()])
+            .args(["link", "del", &self.host_end])
             .stderr(Stdio::null())
             .status();
+    }
+}
+
+/// A shared L2 segment for machines, as a switch: the bridge `gtlan<N>` in the host's namespace with the
+/// host's address `10.N.0.1/24`; machine `k` has `10.N.0.<k>` and its default route via the host. Removed on
+/// drop (after its machines).
+pub(crate) struct Lan {
+    n: u8,
+}
+
+impl Lan {
+    pub(crate) fn create(n: u8) -> Lan {
+        let lan = Lan { n };
+        lan.remove();
+        run_all(&[
+            format!("ip link add gtlan{n} type bridge"),
+            format!("ip addr add 10.{n}.0.1/24 dev gtlan{n}"),
+            format!("ip link set gtlan{n} up"),
+        ]);
+        lan
+    }
+
+    /// The host's address on the LAN: the server's certificate must name it.
+    pub(crate) fn tls_san(&self) -> String {
+        format!("10.{}.0.1", self.n)
+    }
+
+    /// Machine `k` (2..=254) on the LAN; its agent gets its pod addresses from the server.
+    pub(crate) fn machine(&self, k: u8) -> Machine {
+        let n = self.n;
+        let machine = Machine {
+            netns: format!("gtl{n}m{k}"),
+            host_end: format!("gtl{n}m{k}h"),
+            ip: format!("10.{n}.0.{k}"),
+            gateway: self.tls_san(),
+            pod_cidr: None,
+        };
+        machine.remove();
+        let (netns, host_end) = (&machine.netns, &machine.host_end);
+        run_all(&[
+            format!("ip netns add {netns}"),
+            format!("ip link add {host_end} type veth peer name eth0 netns {netns}"),
+            format!("ip link set {host_end} master gtlan{n} up"),
+            format!("ip -n {netns} addr add 10.{n}.0.{k}/24 dev eth0"),
+            format!("ip -n {netns} link set eth0 up"),
+            format!("ip -n {netns} link set lo up"),
+            format!("ip -n {netns} route add default via 10.{n}.0.1"),
+        ]);
+        machine
+    }
+
+    fn remove(&self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &format!("gtlan{}", self.n)])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+impl Drop for Lan {
+    fn drop(&mut self) {
+        self.remove();
     }
 }
 

@@ -9,6 +9,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+pub(crate) mod cluster;
 pub(crate) mod machine;
 pub(crate) mod node;
 
@@ -109,9 +110,10 @@ impl Server {
             }
             lines.for_each(drop);
         });
+        // Generous: with the whole suite running side by side on two cores, a start can take a while.
         let line = wait
-            .recv_timeout(Duration::from_secs(20))
-            .expect("gantry server did not start within 20 s");
+            .recv_timeout(Duration::from_secs(60))
+            .expect("gantry server did not start within 60 s");
         assert!(line.contains("listening on https://"), "{line}");
         child
     }

@@ -19,6 +19,9 @@ pub(crate) const IMAGE: &str = "gantry.test/busybox:1";
 pub(crate) struct Node {
     pub(crate) server: Server,
     bridge: String,
+    /// The agent's VXLAN id and nftables table: its own, since tests share the host's network namespace.
+    vxlan_id: String,
+    nft_table: String,
 }
 
 impl std::ops::Deref for Node {
@@ -31,9 +34,19 @@ impl std::ops::Deref for Node {
 impl Drop for Node {
     fn drop(&mut self) {
         remove_leftovers(&self.server.dir.path().join("agent"));
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.bridge])
-            .status();
+        let vxlan = format!("gantry.{}", self.vxlan_id);
+        for device in [&self.bridge, &vxlan] {
+            let _ = Command::new("ip")
+                .args(["link", "del", device])
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+        for table in [self.nft_table.clone(), format!("{}-node", self.nft_table)] {
+            let _ = Command::new("nft")
+                .args(["delete", "table", "ip", &table])
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
     }
 }
 
@@ -126,6 +139,8 @@ fn server_listening(everywhere: bool, pod_cidr: &str, bridge: &str, flags: &[&st
         .unwrap()
         .port()
         .to_string();
+    // The endpoint's port is free on this host: as VXLAN id and table name it is as unique.
+    let nft_table = format!("gantry-test-{endpoint_port}");
     let mut all = vec![
         "--pod-cidr",
         pod_cidr,
@@ -133,6 +148,10 @@ fn server_listening(everywhere: bool, pod_cidr: &str, bridge: &str, flags: &[&st
         bridge,
         "--node-endpoint-port",
         &endpoint_port,
+        "--vxlan-id",
+        &endpoint_port,
+        "--nft-table",
+        &nft_table,
     ];
     all.extend_from_slice(flags);
     let server = if everywhere {
@@ -144,6 +163,8 @@ fn server_listening(everywhere: bool, pod_cidr: &str, bridge: &str, flags: &[&st
     let node = Node {
         server,
         bridge: bridge.to_owned(),
+        vxlan_id: endpoint_port.clone(),
+        nft_table: nft_table.clone(),
     };
     let layout = node.dir.path().join("busybox-layout");
     gantry_images::testimage::busybox(&layout, IMAGE).unwrap();

@@ -48,7 +48,14 @@ impl Server {
             .port();
         let spawned = Instant::now();
         let child = Command::new(gantry)
-            .args(["server", "--disable-agent", "--listen"])
+            // A pod network large enough for a /24 per node at 5,000 nodes (the default /16 has 256).
+            .args([
+                "server",
+                "--disable-agent",
+                "--cluster-cidr",
+                "10.0.0.0/8",
+                "--listen",
+            ])
             .arg(format!("127.0.0.1:{port}"))
             .arg("--data-dir")
             .arg(dir.path())
