@@ -7,29 +7,13 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
+use support::simulator::{get, until};
 use support::{Server, ok, write};
 
 const KUBECTL: &str = "1.33";
-
-fn get(server: &Server, args: &[&str]) -> Value {
-    let mut all = args.to_vec();
-    all.extend(["-o", "json"]);
-    serde_json::from_str(&ok(KUBECTL, server, &all)).unwrap()
-}
-
-fn until(limit: Duration, what: &str, check: impl Fn() -> Result<(), String>) {
-    let deadline = Instant::now() + limit;
-    loop {
-        match check() {
-            Ok(()) => return,
-            Err(state) => assert!(Instant::now() < deadline, "never {what}: {state}"),
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
 
 fn replicas(server: &Server, deployment: &str) -> Value {
     get(server, &["get", "deployment", deployment])["spec"]["replicas"].clone()

@@ -9,82 +9,14 @@
 mod support;
 
 use std::io::Read;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use support::simulator::{get, simulate, until};
 use support::{Server, kubectl, ok, write};
 
 const KUBECTL: &str = "1.33";
-
-/// `gantry agent --simulate`, killed on drop.
-struct Simulator(Child);
-
-impl Drop for Simulator {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Simulated nodes `sim-0`… for `server`, once they are Ready.
-fn simulate(server: &Server, nodes: usize) -> Simulator {
-    let out = Command::new(env!("CARGO_BIN_EXE_gantry"))
-        .args(["token", "create", "--data-dir"])
-        .arg(server.dir.path())
-        .output()
-        .unwrap();
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    let simulator = Simulator(
-        Command::new(env!("CARGO_BIN_EXE_gantry"))
-            .args(["agent", "--simulate", &nodes.to_string()])
-            .args(["--server", &server.url(""), "--token", &token, "--ca-file"])
-            .arg(server.dir.path().join("tls/ca.crt"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    until(Duration::from_secs(30), "Ready simulated nodes", || {
-        let nodes_now = get(
-            server,
-            &["get", "nodes", "-l", "node.gantry.dev/simulated=true"],
-        );
-        let ready = nodes_now["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|n| {
-                n["status"]["conditions"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
-            })
-            .count();
-        (ready == nodes)
-            .then_some(())
-            .ok_or(format!("{ready} ready"))
-    });
-    simulator
-}
-
-fn get(server: &Server, args: &[&str]) -> Value {
-    let mut all = args.to_vec();
-    all.extend(["-o", "json"]);
-    serde_json::from_str(&ok(KUBECTL, server, &all)).unwrap()
-}
-
-fn until(limit: Duration, what: &str, mut check: impl FnMut() -> Result<(), String>) {
-    let deadline = Instant::now() + limit;
-    loop {
-        match check() {
-            Ok(()) => return,
-            Err(state) => assert!(Instant::now() < deadline, "never {what}: {state}"),
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
 
 /// `curl` as the admin: status code and body as JSON.
 fn api(server: &Server, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
@@ -172,7 +104,7 @@ spec:
 #[test]
 fn drain_evicts_one_budget_at_a_time() {
     let server = Server::start();
-    let _simulator = simulate(&server, 2);
+    let _simulator = simulate(&server, 2, &[]);
     // Everything starts on sim-0: sim-1 takes no pods until it is uncordoned.
     ok(KUBECTL, &server, &["cordon", "sim-1"]);
     apply(&server, "web.yaml", &deployment("web", 3));
@@ -363,7 +295,7 @@ fn drain_evicts_one_budget_at_a_time() {
 #[test]
 fn evictions_follow_the_budget_and_mark_the_pod() {
     let server = Server::start();
-    let _simulator = simulate(&server, 1);
+    let _simulator = simulate(&server, 1, &[]);
     // A pod held by a finalizer shows what the eviction wrote before deleting it.
     apply(
         &server,

@@ -7,78 +7,18 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
+use support::simulator::{Simulator, get, until};
 use support::{Server, kubectl, ok, write};
 
 const KUBECTL: &str = "1.33";
 const ZONE: &str = "topology.kubernetes.io/zone";
 
-struct Simulator(Child);
-
-impl Drop for Simulator {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn get(server: &Server, args: &[&str]) -> Value {
-    let mut all = args.to_vec();
-    all.extend(["-o", "json"]);
-    serde_json::from_str(&ok(KUBECTL, server, &all)).unwrap()
-}
-
-fn until(limit: Duration, what: &str, check: impl Fn() -> Result<(), String>) {
-    let deadline = Instant::now() + limit;
-    loop {
-        match check() {
-            Ok(()) => return,
-            Err(state) => assert!(Instant::now() < deadline, "never {what}: {state}"),
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 /// `nodes` simulated nodes (`sim-0`…), Ready, with `zones[i]` as the zone label of `sim-i` (if any).
 fn simulate(server: &Server, nodes: usize, zones: &[&str]) -> Simulator {
-    let out = Command::new(env!("CARGO_BIN_EXE_gantry"))
-        .args(["token", "create", "--data-dir"])
-        .arg(server.dir.path())
-        .output()
-        .unwrap();
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    let simulator = Simulator(
-        Command::new(env!("CARGO_BIN_EXE_gantry"))
-            .args(["agent", "--simulate", &nodes.to_string()])
-            .args(["--server", &server.url(""), "--token", &token, "--ca-file"])
-            .arg(server.dir.path().join("tls/ca.crt"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    until(Duration::from_secs(30), "the simulated nodes Ready", || {
-        let list = get(
-            server,
-            &["get", "nodes", "-l", "node.gantry.dev/simulated=true"],
-        );
-        let ready = list["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|n| {
-                n["status"]["conditions"]
-                    .to_string()
-                    .contains(r#""status":"True","type":"Ready""#)
-            })
-            .count();
-        (ready == nodes)
-            .then_some(())
-            .ok_or(format!("{ready} ready"))
-    });
+    let simulator = support::simulator::simulate(server, nodes, &[]);
     for (i, zone) in zones.iter().enumerate() {
         ok(
             KUBECTL,

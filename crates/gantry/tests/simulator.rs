@@ -6,76 +6,18 @@
 
 mod support;
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
+use support::simulator::{get, simulate, until};
 use support::{Server, ok, write};
 
 const KUBECTL: &str = "1.33";
 
-struct Simulator(Child);
-
-impl Drop for Simulator {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn get(server: &Server, args: &[&str]) -> Value {
-    let mut all = args.to_vec();
-    all.extend(["-o", "json"]);
-    serde_json::from_str(&ok(KUBECTL, server, &all)).unwrap()
-}
-
-fn until(limit: Duration, what: &str, check: impl Fn() -> Result<(), String>) {
-    let deadline = Instant::now() + limit;
-    loop {
-        match check() {
-            Ok(()) => return,
-            Err(state) => assert!(Instant::now() < deadline, "never {what}: {state}"),
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 #[test]
 fn simulated_nodes_run_the_pods_bound_to_them() {
     let server = Server::start();
-    let out = Command::new(env!("CARGO_BIN_EXE_gantry"))
-        .args(["token", "create", "--data-dir"])
-        .arg(server.dir.path())
-        .output()
-        .unwrap();
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    let _simulator = Simulator(
-        Command::new(env!("CARGO_BIN_EXE_gantry"))
-            .args(["agent", "--simulate", "3", "--simulate-max-pods", "4"])
-            .args(["--server", &server.url(""), "--token", &token, "--ca-file"])
-            .arg(server.dir.path().join("tls/ca.crt"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    until(Duration::from_secs(20), "3 Ready simulated nodes", || {
-        let nodes = get(
-            &server,
-            &["get", "nodes", "-l", "node.gantry.dev/simulated=true"],
-        );
-        let ready = nodes["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|n| {
-                n["status"]["conditions"]
-                    .to_string()
-                    .contains(r#""status":"True","type":"Ready""#)
-            })
-            .count();
-        (ready == 3).then_some(()).ok_or(format!("{ready} ready"))
-    });
+    let _simulator = simulate(&server, 3, &["--simulate-max-pods", "4"]);
     // Leases are renewed spread over their renewal period (10 s by default).
     until(Duration::from_secs(15), "the last node's Lease", || {
         let out = support::kubectl(

@@ -37,10 +37,19 @@ impl Overlay {
     /// directory is thrown away with the container, and unmounting gets twice as fast) where the kernel
     /// has it (5.10+), without it elsewhere.
     pub fn mount(&self) -> io::Result<()> {
-        for dir in [self.upper(), self.work(), self.target()] {
+        let target = self.target();
+        // What an interrupted attempt left goes first (an agent killed while it made this container): a
+        // volatile overlay that was not unmounted cleanly marks its work directory, and the kernel then
+        // refuses to mount with it again (EINVAL) until upper and work are made anew.
+        if self.work().exists() {
+            unmount(&target)?;
+            for dir in [self.upper(), self.work()] {
+                std::fs::remove_dir_all(&dir).map_err(|e| context(e, "removing", &dir))?;
+            }
+        }
+        for dir in [self.upper(), self.work(), target.clone()] {
             std::fs::create_dir_all(&dir).map_err(|e| context(e, "creating", &dir))?;
         }
-        let target = self.target();
         let attempt = |volatile: bool| -> io::Result<()> {
             let data = mount_data(&self.layers, &self.upper(), &self.work(), volatile)?;
             nix::mount::mount(
@@ -159,6 +168,29 @@ mod tests {
             mount_data(&layers[..1], Path::new("/u"), Path::new("/w"), false).unwrap(),
             "lowerdir=/l/base,upperdir=/u,workdir=/w"
         );
+    }
+
+    /// Needs root (real overlay mounts), as the node agent does.
+    #[test]
+    fn a_mount_that_an_interrupted_attempt_left_is_made_anew() {
+        let dir = tempfile::tempdir().unwrap();
+        let layer = dir.path().join("layer");
+        std::fs::create_dir_all(&layer).unwrap();
+        std::fs::write(layer.join("file"), "from the image").unwrap();
+        let overlay = Overlay {
+            layers: vec![layer],
+            dir: dir.path().join("container"),
+        };
+        overlay.mount().unwrap();
+        std::fs::write(overlay.target().join("written"), "by the first attempt").unwrap();
+        // The agent died here: the overlay is still mounted, its (volatile) work directory marked.
+        overlay.mount().unwrap();
+        // And again after a lazy unmount that left the volatile mark behind.
+        unmount(&overlay.target()).unwrap();
+        overlay.mount().unwrap();
+        assert!(overlay.target().join("file").exists());
+        assert!(!overlay.target().join("written").exists());
+        overlay.remove().unwrap();
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::time::Duration;
 pub(crate) mod cluster;
 pub(crate) mod machine;
 pub(crate) mod node;
+pub(crate) mod simulator;
 
 /// A `gantry server` on a free loopback port with a fresh data directory; killed on drop.
 pub(crate) struct Server {
