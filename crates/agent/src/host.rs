@@ -9,7 +9,7 @@
 //! pods/<uid>/sandbox/        the pause process's files and the pod's netns
 //! pods/<uid>/etc/            the pod's hosts, hostname and resolv.conf (as the kubelet writes them)
 //! pods/<uid>/ip              the pod's IP (the node's for a pod on the host's network)
-//! pods/<uid>/volumes/<name>/ emptyDir volumes
+//! pods/<uid>/volumes/<name>   the pod's volumes (crate::volumes): directories, mounts or links
 //! pods/<uid>/logs/<container>/<n>.log   CRI-format logs (what `kubectl logs` reads)
 //! containers/<id>/           bundle (config.json, the shim's files) and overlay (upper, work, rootfs)
 //! runtime/                   the OCI runtime's state (`--root`)
@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -29,11 +29,12 @@ use gantry_runtime::pause::Sandbox;
 use gantry_runtime::rootfs::Overlay;
 use gantry_runtime::shim::{self, Shim, ShimArgs};
 use gantry_runtime::spec::{
-    self, BindMount, ContainerConfig, Namespace, Resources, SeccompPolicy, UserIds,
+    self, BindMount, ContainerConfig, Namespace, Propagation, Resources, SeccompPolicy, UserIds,
 };
 use serde_json::Value;
 
 use crate::launch::{self, ClusterDns, ImageDefaults, Launch, ResolvConf};
+use crate::volumes::VolumeManager;
 use crate::worker::{ContainerHost, ExitInfo, HostError, PullPolicy, SandboxInfo, Started};
 
 /// The node's containers.
@@ -51,6 +52,8 @@ pub struct NodeHost {
     node: NodeSettings,
     sandboxes: Mutex<HashMap<String, PodSandbox>>,
     containers: Mutex<HashMap<String, Running>>,
+    /// The pods' volumes, once the agent has an API client ([`NodeHost::set_volumes`]).
+    volumes: std::sync::OnceLock<Arc<VolumeManager>>,
 }
 
 /// What the node says about the pods' network: its own address (the IP of pods on the host's network) and
@@ -173,6 +176,7 @@ impl NodeHost {
             node,
             sandboxes: Mutex::new(HashMap::new()),
             containers: Mutex::new(HashMap::new()),
+            volumes: std::sync::OnceLock::new(),
         })
     }
 
@@ -187,6 +191,16 @@ impl NodeHost {
     /// Sets the pods' network (once the node's pod CIDR is known; sandboxes are made only after that).
     pub fn set_network(&self, network: Network) {
         *self.network.write().unwrap_or_else(|p| p.into_inner()) = network;
+    }
+
+    /// Sets what sets up the pods' volumes (before any pod starts).
+    pub fn set_volumes(&self, volumes: Arc<VolumeManager>) {
+        let _ = self.volumes.set(volumes);
+    }
+
+    /// Where the pods' directories are (`pods/<uid>/`).
+    pub fn pods_dir(&self) -> PathBuf {
+        self.dir.join("pods")
     }
 
     /// `runc://1.1.5`, as a Node's `containerRuntimeVersion` says.
@@ -300,31 +314,9 @@ fn port_mappings(pod: &Value) -> Vec<PortMapping> {
         .collect()
 }
 
-/// Quantities as the cgroup limits want them: CPU in millicores, memory in bytes.
+/// CPU in millicores, as the cgroup limits want it.
 fn millicores(q: &str) -> Option<u64> {
-    match q.strip_suffix('m') {
-        Some(m) => m.parse().ok(),
-        None => q.parse::<f64>().ok().map(|c| (c * 1000.0).round() as u64),
-    }
-}
-
-fn bytes(q: &str) -> Option<i64> {
-    const SUFFIXES: &[(&str, i64)] = &[
-        ("Ki", 1 << 10),
-        ("Mi", 1 << 20),
-        ("Gi", 1 << 30),
-        ("Ti", 1 << 40),
-        ("k", 1_000),
-        ("M", 1_000_000),
-        ("G", 1_000_000_000),
-        ("T", 1_000_000_000_000),
-    ];
-    for (suffix, factor) in SUFFIXES {
-        if let Some(n) = q.strip_suffix(suffix) {
-            return n.parse::<f64>().ok().map(|n| (n * *factor as f64) as i64);
-        }
-    }
-    q.parse::<f64>().ok().map(|n| n as i64)
+    gantry_volumes::quantity::milli_value(q).and_then(|m| u64::try_from(m).ok())
 }
 
 /// The container's cgroup limits from its resources, as the kubelet sets them.
@@ -343,7 +335,7 @@ fn resources(container: &Value) -> Resources {
             .and_then(millicores)
             .map(|m| (m * 100) as i64),
         cpu_period: get("limits", "cpu").map(|_| 100_000),
-        memory_limit: get("limits", "memory").and_then(bytes),
+        memory_limit: get("limits", "memory").and_then(gantry_volumes::quantity::value),
         pids_limit: None,
     }
 }
@@ -555,25 +547,10 @@ impl ContainerHost for NodeHost {
             bind(pod_dir.join("etc/resolv.conf"), "/etc/resolv.conf", false),
             bind(pod_dir.join("etc/hostname"), "/etc/hostname", false),
         ];
-        for mount in container
-            .get("volumeMounts")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let name = mount
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let path = mount
-                .get("mountPath")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let volume = pod_dir.join("volumes").join(name);
-            std::fs::create_dir_all(&volume).map_err(|e| failed(&e))?;
-            let readonly = mount.get("readOnly").and_then(Value::as_bool) == Some(true);
-            mounts.push(bind(volume, path, readonly));
-        }
+        mounts.extend(
+            volume_mounts(pod, &pod_dir.join("volumes"), container, &launch.env)
+                .map_err(|e| error("CreateContainerConfigError", e))?,
+        );
         let security = |field: &str| container.pointer(&format!("/securityContext/{field}"));
         let strings = |field: &str| -> Vec<String> {
             security(field)
@@ -780,6 +757,46 @@ impl ContainerHost for NodeHost {
         }
     }
 
+    async fn set_up_volumes(&self, pod: &Value) -> Result<(), HostError> {
+        match self.volumes.get() {
+            Some(volumes) => volumes
+                .set_up(pod)
+                .await
+                .map_err(|e| error("FailedMount", e)),
+            None => Ok(()),
+        }
+    }
+
+    fn allocatable(&self) -> Value {
+        self.volumes
+            .get()
+            .map_or(Value::Null, |v| v.allocatable().clone())
+    }
+
+    async fn pod_changed(&self, pod: &Value) {
+        // In the background: the worker goes on following the pod (its deletion) meanwhile.
+        if let Some(volumes) = self.volumes.get().cloned() {
+            let pod = pod.clone();
+            tokio::spawn(async move { volumes.pod_changed(&pod).await });
+        }
+    }
+
+    async fn tear_down_volumes(&self, pod: &Value) {
+        if let Some(volumes) = self.volumes.get() {
+            volumes.tear_down(uid(pod));
+        }
+    }
+
+    async fn storage_violation(&self, pod: &Value) -> Option<String> {
+        let pod_dir = self.pod_dir(pod);
+        let containers = self.dir.join("containers");
+        let pod = pod.clone();
+        tokio::task::spawn_blocking(move || storage_violation(&pod, &pod_dir, &containers))
+            .await
+            .ok()
+            .flatten()
+    }
+
     fn pods_on_disk(&self) -> Vec<String> {
         std::fs::read_dir(self.dir.join("pods"))
             .into_iter()
@@ -807,6 +824,10 @@ impl ContainerHost for NodeHost {
         }
         let dir = self.dir.join("pods").join(uid);
         self.remove_sandbox(uid, &dir.join("sandbox")).await;
+        // tmpfs and NFS volumes are unmounted before their directories go (never deleting through a mount).
+        if let Err(e) = gantry_volumes::mounts::unmount_all_under(&dir) {
+            return tracing::warn!(pod = %uid, "unmounting what is left of the pod's volumes: {e}");
+        }
         let _ = self.cgroups.remove(&format!("/gantry/pod{uid}")).await;
         if let Err(e) = std::fs::remove_dir_all(&dir) {
             tracing::warn!(pod = %uid, "removing {}: {e}", dir.display());
@@ -888,6 +909,161 @@ mod nix_signal {
     pub(super) use nix::sys::signal::Signal::{SIGKILL as KILL, SIGTERM as TERM};
 }
 
+/// The container's `volumeMounts` as bind mounts of the pod's volumes (set up under `volumes/`):
+/// `subPath`/`subPathExpr` (expanded with the container's environment) made inside the volume, read-only
+/// where asked and always for the volumes the API fills, and the asked propagation.
+fn volume_mounts(
+    pod: &Value,
+    volumes: &Path,
+    container: &Value,
+    env: &[(String, String)],
+) -> Result<Vec<BindMount>, String> {
+    let specs = pod.pointer("/spec/volumes").and_then(Value::as_array);
+    let mut mounts = Vec::new();
+    for mount in container
+        .get("volumeMounts")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let field = |key: &str| mount.get(key).and_then(Value::as_str).unwrap_or_default();
+        let name = field("name");
+        let spec = specs
+            .into_iter()
+            .flatten()
+            .find(|v| v.get("name").and_then(Value::as_str) == Some(name));
+        let filled_by_api = spec.is_some_and(|v| {
+            ["configMap", "secret", "downwardAPI", "projected"]
+                .iter()
+                .any(|k| v.get(*k).is_some())
+        });
+        let claim_readonly = spec.and_then(|v| v.pointer("/persistentVolumeClaim/readOnly"))
+            == Some(&Value::Bool(true));
+        let root = volumes.join(name);
+        // The volume's own path (a link to a hostPath or a claim's directory is followed).
+        let root = std::fs::canonicalize(&root)
+            .map_err(|e| format!("volume {name:?} is not set up: {e}"))?;
+        let sub_path = match field("subPathExpr") {
+            "" => field("subPath").to_owned(),
+            expr => gantry_volumes::subpath::expand_for_mount(expr, env)?,
+        };
+        let source = if sub_path.is_empty() {
+            root
+        } else {
+            gantry_volumes::subpath::prepare(&root, &sub_path)?
+        };
+        let readonly = mount.get("readOnly").and_then(Value::as_bool) == Some(true)
+            || filled_by_api
+            || claim_readonly;
+        mounts.push(BindMount {
+            source,
+            destination: PathBuf::from(field("mountPath")),
+            readonly,
+            propagation: match field("mountPropagation") {
+                "HostToContainer" => Propagation::HostToContainer,
+                "Bidirectional" => Propagation::Bidirectional,
+                _ => Propagation::Private,
+            },
+        });
+    }
+    Ok(mounts)
+}
+
+/// Why `pod` must be evicted for its local storage, as the kubelet's eviction manager words it: an emptyDir
+/// (on disk) over its `sizeLimit`, a container whose writable layer and logs exceed its `ephemeral-storage`
+/// limit, or all of the pod's over the sum of its containers' limits.
+fn storage_violation(pod: &Value, pod_dir: &Path, containers_dir: &Path) -> Option<String> {
+    let used = |path: &Path| gantry_volumes::usage::disk_usage(path).unwrap_or(0);
+    let limit_of = |raw: Option<&Value>| {
+        raw.and_then(Value::as_str)
+            .map(|q| (q.to_owned(), gantry_volumes::quantity::bytes(q)))
+    };
+    let mut pod_used = 0;
+    for volume in pod
+        .pointer("/spec/volumes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let Some(empty_dir) = volume.get("emptyDir") else {
+            continue;
+        };
+        if empty_dir.get("medium").and_then(Value::as_str) == Some("Memory") {
+            continue;
+        }
+        let name = volume.get("name").and_then(Value::as_str).unwrap_or("");
+        let usage = used(&pod_dir.join("volumes").join(name));
+        pod_used += usage;
+        if let Some((limit, bytes)) = limit_of(empty_dir.get("sizeLimit"))
+            && usage > bytes
+        {
+            return Some(format!(
+                "Usage of EmptyDir volume {name:?} exceeds the limit {limit:?}. "
+            ));
+        }
+    }
+    let prefix = format!("{}-", &uid(pod)[..uid(pod).len().min(8)]);
+    let layers: Vec<(String, PathBuf)> = std::fs::read_dir(containers_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let id = entry.file_name().to_string_lossy().into_owned();
+            let rest = id.strip_prefix(&prefix)?;
+            let (name, _run) = rest.rsplit_once('-')?;
+            Some((name.to_owned(), entry.path().join("fs/upper")))
+        })
+        .collect();
+    let mut pod_limit = None::<u64>;
+    for container in pod
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let name = container.get("name").and_then(Value::as_str).unwrap_or("");
+        let usage = layers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, upper)| used(upper))
+            .sum::<u64>()
+            + used(&pod_dir.join("logs").join(name));
+        pod_used += usage;
+        if let Some((limit, bytes)) =
+            limit_of(container.pointer("/resources/limits/ephemeral-storage"))
+        {
+            if usage > bytes {
+                return Some(format!(
+                    "Container {name} exceeded its local ephemeral storage limit {limit:?}. "
+                ));
+            }
+            *pod_limit.get_or_insert(0) += bytes;
+        }
+    }
+    match pod_limit {
+        Some(limit) if pod_used > limit => Some(format!(
+            "Pod ephemeral local storage usage exceeds the total limit of containers {}. ",
+            quantity_text(limit)
+        )),
+        _ => None,
+    }
+}
+
+/// Bytes as the API prints a binary quantity when it can (`2Mi`), else plain.
+fn quantity_text(bytes: u64) -> String {
+    for (suffix, unit) in [
+        ("Ti", 1u64 << 40),
+        ("Gi", 1 << 30),
+        ("Mi", 1 << 20),
+        ("Ki", 1 << 10),
+    ] {
+        if bytes >= unit && bytes.is_multiple_of(unit) {
+            return format!("{}{suffix}", bytes / unit);
+        }
+    }
+    bytes.to_string()
+}
+
 fn bind(source: PathBuf, destination: &str, readonly: bool) -> BindMount {
     BindMount {
         source,
@@ -932,7 +1108,6 @@ mod tests {
         assert_eq!(r.cpu_period, Some(100_000));
         assert_eq!(r.memory_limit, Some(64 << 20));
         assert_eq!(resources(&json!({})).cpu_shares, Some(2));
-        assert_eq!(bytes("1G"), Some(1_000_000_000));
         assert_eq!(millicores("1.5"), Some(1500));
     }
 

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use gantry_volumes::{downward, subpath};
 use serde_json::Value;
 
 /// The parts of an image's config a launch needs.
@@ -39,6 +40,11 @@ pub trait EnvSources {
     fn secret(&self, name: &str) -> Option<BTreeMap<String, String>>;
     /// The Service variables the container gets ([`crate::service_links::variables`]).
     fn service_variables(&self) -> Vec<(String, String)>;
+    /// The node's `status.allocatable`: what a `resourceFieldRef` to a limit the container does not set
+    /// gives (the kubelet's rule). Without it such a limit reads 0.
+    fn allocatable(&self) -> Value {
+        Value::Null
+    }
 }
 
 /// The ConfigMaps (`false`) and Secrets (`true`) the container's environment refers to, by name, once each.
@@ -235,18 +241,14 @@ fn value_from(
     sources: &dyn EnvSources,
 ) -> Result<Option<String>, ConfigError> {
     if let Some(field) = from.pointer("/fieldRef/fieldPath").and_then(Value::as_str) {
-        return field_ref(pod, field).map(Some);
+        return downward::field_value(pod, field)
+            .map(Some)
+            .map_err(ConfigError);
     }
-    if let Some(resource) = from
-        .pointer("/resourceFieldRef/resource")
-        .and_then(Value::as_str)
-    {
-        let (kind, name) = resource.split_once('.').unwrap_or(("", resource));
-        let value = container
-            .pointer(&format!("/resources/{kind}/{name}"))
-            .and_then(Value::as_str)
-            .unwrap_or("0");
-        return Ok(Some(value.to_owned()));
+    if let Some(selector) = from.get("resourceFieldRef") {
+        return downward::resource_value(pod, Some(container), selector, &sources.allocatable())
+            .map(Some)
+            .map_err(ConfigError);
     }
     for (field, secret) in [("configMapKeyRef", false), ("secretKeyRef", true)] {
         let Some(reference) = from.get(field) else {
@@ -292,87 +294,10 @@ fn missing(pod: &Value, secret: bool, name: &str, key: Option<&str>) -> ConfigEr
     })
 }
 
-/// The downward API's `fieldRef` paths.
-fn field_ref(pod: &Value, path: &str) -> Result<String, ConfigError> {
-    let text = |pointer: &str| {
-        pod.pointer(pointer)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let map_entry = |field: &str, key: &str| {
-        pod.pointer(&format!("/metadata/{field}"))
-            .and_then(|m| m.get(key))
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
-    Ok(match path {
-        "metadata.name" => text("/metadata/name"),
-        "metadata.namespace" => text("/metadata/namespace"),
-        "metadata.uid" => text("/metadata/uid"),
-        "spec.nodeName" => text("/spec/nodeName"),
-        "spec.serviceAccountName" => text("/spec/serviceAccountName"),
-        "status.hostIP" => text("/status/hostIP"),
-        "status.podIP" => text("/status/podIP"),
-        "status.hostIPs" => text("/status/hostIP"),
-        "status.podIPs" => text("/status/podIP"),
-        _ => {
-            if let Some(key) = bracketed(path, "metadata.labels") {
-                map_entry("labels", key)
-            } else if let Some(key) = bracketed(path, "metadata.annotations") {
-                map_entry("annotations", key)
-            } else {
-                return Err(ConfigError(format!("unsupported fieldRef {path:?}")));
-            }
-        }
-    })
-}
-
-/// `metadata.labels['key']` → `key`.
-fn bracketed<'a>(path: &'a str, field: &str) -> Option<&'a str> {
-    path.strip_prefix(field)?
-        .strip_prefix("['")?
-        .strip_suffix("']")
-}
-
 /// Kubernetes' `$(VAR)` expansion: known names are replaced, unknown references stay as written, `$$` is a
 /// literal `$`.
 pub fn expand(input: &str, env: &BTreeMap<&str, &str>) -> String {
-    let mut out = String::with_capacity(input.len());
-    let mut rest = input;
-    while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + 1..];
-        if let Some(tail) = after.strip_prefix('$') {
-            out.push('$');
-            rest = tail;
-        } else if let Some(inner) = after.strip_prefix('(') {
-            match inner.find(')') {
-                Some(end) => {
-                    let name = &inner[..end];
-                    match env.get(name) {
-                        Some(value) => out.push_str(value),
-                        None => {
-                            out.push_str("$(");
-                            out.push_str(name);
-                            out.push(')');
-                        }
-                    }
-                    rest = &inner[end + 1..];
-                }
-                None => {
-                    out.push_str("$(");
-                    rest = inner;
-                }
-            }
-        } else {
-            out.push('$');
-            rest = after;
-        }
-    }
-    out.push_str(rest);
-    out
+    subpath::expand_with(input, |name| env.get(name).copied())
 }
 
 /// What the cluster's DNS is, as the agent's `--cluster-dns` and `--cluster-domain` say (the kubelet's
@@ -723,6 +648,9 @@ mod tests {
         fn service_variables(&self) -> Vec<(String, String)> {
             vec![("WEB_SERVICE_HOST".into(), "10.43.0.5".into())]
         }
+        fn allocatable(&self) -> Value {
+            json!({"cpu": "2", "memory": "8Gi"})
+        }
     }
 
     fn pod() -> Value {
@@ -776,6 +704,8 @@ mod tests {
             {"name": "APP", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}},
             {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
             {"name": "MEM", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory"}}},
+            {"name": "CPU", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu", "divisor": "1m"}}},
+            {"name": "LABELS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels"}}},
             {"name": "PASS", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "password"}}},
             {"name": "GREETING", "value": "$(POD) in $(MODE) mode"},
             {"name": "MAYBE", "valueFrom": {"secretKeyRef": {"name": "none", "key": "k", "optional": true}}},
@@ -788,7 +718,12 @@ mod tests {
         assert_eq!(env["POD"], "web-1");
         assert_eq!(env["APP"], "web");
         assert_eq!(env["IP"], "10.42.0.7");
-        assert_eq!(env["MEM"], "64Mi");
+        assert_eq!(env["MEM"], "67108864");
+        assert_eq!(
+            env["CPU"], "2000",
+            "a limit not set is the node's allocatable"
+        );
+        assert_eq!(env["LABELS"], "app=\"web\"");
         assert_eq!(env["PASS"], "s3cret");
         assert_eq!(env["GREETING"], "web-1 in fast mode");
         assert!(!env.contains_key("MAYBE"));

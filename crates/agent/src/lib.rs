@@ -15,6 +15,8 @@ pub mod restart;
 pub mod service_links;
 pub mod sessions;
 pub mod status;
+pub mod storage;
+pub mod volumes;
 pub mod worker;
 
 use std::net::IpAddr;
@@ -35,6 +37,8 @@ pub struct AgentConfig {
     pub node_ip: IpAddr,
     /// Where the agent keeps its state (containers, logs, images).
     pub data_dir: PathBuf,
+    /// Where the local-path provisioner makes the volumes of claims placed on this node.
+    pub storage_dir: PathBuf,
     /// The addresses this node gives its pods (`10.42.0.0/24`); without one, the control plane allocates them
     /// (the Node's `spec.podCIDR`).
     pub pod_cidr: Option<gantry_net::Ipv4Net>,
@@ -166,6 +170,18 @@ pub async fn run(client: Client, config: AgentConfig, host: host::NodeHost) {
             }
         }
     };
+    let storage = storage::Storage::start(
+        client.clone(),
+        identity.name.clone(),
+        config.storage_dir.clone(),
+    );
+    let allocatable = node::node_status(&identity, &facts, "")["allocatable"].clone();
+    host.set_volumes(volumes::VolumeManager::start(
+        client.clone(),
+        host.pods_dir(),
+        allocatable,
+        storage,
+    ));
     let index = std::sync::Arc::new(worker::PodIndex::default());
     // Pods start once the node has its pod CIDR (the Lease and status go on meanwhile).
     let pod_index = index.clone();

@@ -55,12 +55,17 @@ pub struct PodObservation {
     pub containers: Vec<ContainerObservation>,
     /// Now (RFC 3339): the transition time of conditions that change.
     pub now: String,
+    /// Why the node evicted the pod (its containers stopped, the pod Failed), if it did.
+    pub evicted: Option<String>,
 }
 
 /// The pod's phase, as upstream's `getPhase`: regular init containers first; then the containers, with native
 /// sidecars counting as running while they run (and holding the pod Pending until they have started, unless a
 /// container already has), and ignored once stopped.
 pub fn phase(pod: &Value, observed: &PodObservation) -> &'static str {
+    if observed.evicted.is_some() {
+        return "Failed";
+    }
     let restart_policy = pod
         .pointer("/spec/restartPolicy")
         .and_then(Value::as_str)
@@ -245,6 +250,10 @@ pub fn pod_status(pod: &Value, observed: &PodObservation) -> Value {
     if let Some(qos) = previous.get("qosClass") {
         status["qosClass"] = qos.clone();
     }
+    if let Some(message) = &observed.evicted {
+        status["reason"] = json!("Evicted");
+        status["message"] = json!(message);
+    }
     status
 }
 
@@ -379,6 +388,7 @@ mod tests {
             init_containers: init,
             containers,
             now: T1.into(),
+            evicted: None,
         }
     }
 

@@ -117,6 +117,23 @@ pub trait ContainerHost: Send + Sync + 'static {
     async fn stop_container(&self, id: &str, grace: Duration);
     async fn remove_container(&self, id: &str);
     async fn stop_sandbox(&self, sandbox: &SandboxInfo);
+    /// Sets up the pod's volumes (before its sandbox); why it cannot yet (it is tried again).
+    async fn set_up_volumes(&self, _pod: &Value) -> Result<(), HostError> {
+        Ok(())
+    }
+    /// The node's `status.allocatable` (what a downward API reference to a limit not set reads).
+    fn allocatable(&self) -> Value {
+        Value::Null
+    }
+    /// A new version of the running pod `pod` (its downward API volumes follow its labels and annotations).
+    async fn pod_changed(&self, _pod: &Value) {}
+    /// Releases the pod's volumes once its containers are gone.
+    async fn tear_down_volumes(&self, _pod: &Value) {}
+    /// Why the pod must be evicted for the local storage it uses (emptyDir `sizeLimit`, `ephemeral-storage`
+    /// limits), if it must.
+    async fn storage_violation(&self, _pod: &Value) -> Option<String> {
+        None
+    }
     /// The pods (uids) this host keeps anything for, running or not.
     fn pods_on_disk(&self) -> Vec<String> {
         Vec::new()
@@ -238,13 +255,23 @@ pub async fn run(
         api.clone(),
         now,
     ));
-    let pod_runner = tokio::spawn(run_pod(
+    let mut pod_runner = Some(tokio::spawn(run_pod(
         first.clone(),
         host.clone(),
         api.clone(),
         shared.clone(),
         now,
-    ));
+    )));
+    let mut stop_runner = async || {
+        if let Some(runner) = pod_runner.take() {
+            runner.abort();
+            let _ = runner.await;
+        }
+    };
+    // Local storage limits are checked every STORAGE_CHECK (only for pods that have any).
+    let mut storage_check =
+        tokio::time::interval_at(tokio::time::Instant::now() + STORAGE_CHECK, STORAGE_CHECK);
+    let mut evicted = !limits_storage(&first);
     // Until the pod is marked for deletion, or vanishes (deleted at once: its grace period is its spec's).
     let mut last = first;
     let deleted = loop {
@@ -252,14 +279,44 @@ pub async fn run(
         match current {
             None => break None,
             Some(p) if p.pointer("/metadata/deletionTimestamp").is_some() => break Some(p),
-            Some(p) => last = p,
+            Some(p) => {
+                if p != last {
+                    host.pod_changed(&p).await;
+                }
+                last = p;
+            }
         }
-        if pod.changed().await.is_err() {
-            break None;
+        tokio::select! {
+            changed = pod.changed() => if changed.is_err() {
+                break None;
+            },
+            _ = storage_check.tick(), if !evicted => {
+                if let Some(message) = host.storage_violation(&last).await {
+                    // Evicted as the kubelet's eviction manager does: no grace, the pod Failed and kept.
+                    evicted = true;
+                    stop_runner().await;
+                    api.event(Event::about(&last, None, EventType::Warning, "Evicted", message.clone(), now()));
+                    stop_everything(&host, api.as_ref(), &shared, &last, Duration::ZERO, now).await;
+                    let finished_at = now();
+                    shared.update(|o| {
+                        for c in o.containers.iter_mut().chain(o.init_containers.iter_mut()) {
+                            if let ContainerState::Running { started_at, .. } = &c.state {
+                                c.state = ContainerState::Terminated {
+                                    exit_code: 137,
+                                    reason: "Error".into(),
+                                    message: String::new(),
+                                    started_at: started_at.clone(),
+                                    finished_at: finished_at.clone(),
+                                };
+                            }
+                        }
+                        o.evicted = Some(message);
+                    });
+                }
+            }
         }
     };
-    pod_runner.abort();
-    let _ = pod_runner.await;
+    stop_runner().await;
     let grace = match &deleted {
         Some(p) => Duration::from_secs(
             p.pointer("/metadata/deletionGracePeriodSeconds")
@@ -269,6 +326,7 @@ pub async fn run(
         None => termination_grace(&last),
     };
     stop_everything(&host, api.as_ref(), &shared, &last, grace, now).await;
+    host.tear_down_volumes(&last).await;
     shared.changed.notify_one();
     status_writer.abort();
     index
@@ -281,6 +339,25 @@ pub async fn run(
     {
         tracing::warn!("cannot complete the deletion of a pod: {e}");
     }
+}
+
+/// How often a pod's use of local storage is measured against its limits.
+const STORAGE_CHECK: Duration = Duration::from_secs(2);
+
+/// Whether the pod limits its local storage (an emptyDir `sizeLimit`, an `ephemeral-storage` limit).
+fn limits_storage(pod: &Value) -> bool {
+    let list = |p: &str| {
+        pod.pointer(p)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    list("/spec/volumes")
+        .iter()
+        .any(|v| v.pointer("/emptyDir/sizeLimit").is_some())
+        || list("/spec/containers")
+            .iter()
+            .any(|c| c.pointer("/resources/limits/ephemeral-storage").is_some())
 }
 
 /// The pod's `terminationGracePeriodSeconds` (30 s by default, as upstream).
@@ -353,7 +430,11 @@ async fn write_statuses(
     }
 }
 
-/// The pod's life: sandbox, init containers in order, then every container under its restart policy.
+/// The first wait before volumes that could not be set up are tried again, and the longest.
+const VOLUME_RETRY: Duration = Duration::from_millis(500);
+const VOLUME_RETRY_MAX: Duration = Duration::from_secs(30);
+
+/// The pod's life: volumes, sandbox, init containers in order, then every container under its restart policy.
 async fn run_pod(
     pod: Value,
     host: Arc<dyn ContainerHost>,
@@ -366,6 +447,20 @@ async fn run_pod(
         .and_then(Value::as_str)
         .unwrap_or("Always")
         .to_owned();
+    let mut wait = VOLUME_RETRY;
+    while let Err(e) = host.set_up_volumes(&pod).await {
+        tracing::warn!("cannot set up a pod's volumes: {e}");
+        api.event(Event::about(
+            &pod,
+            None,
+            EventType::Warning,
+            "FailedMount",
+            e.message,
+            now(),
+        ));
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(VOLUME_RETRY_MAX);
+    }
     let mut backoff = Backoff::default();
     let sandbox = loop {
         match host.start_sandbox(&pod).await {
@@ -938,6 +1033,7 @@ impl Context {
             })?;
         let mut fetched = Prefetched {
             services: crate::service_links::variables(&links),
+            allocatable: self.host.allocatable(),
             ..Prefetched::default()
         };
         for (name, secret) in launch::env_references(container) {
@@ -959,6 +1055,7 @@ struct Prefetched {
     config_maps: BTreeMap<String, BTreeMap<String, String>>,
     secrets: BTreeMap<String, BTreeMap<String, String>>,
     services: Vec<(String, String)>,
+    allocatable: Value,
 }
 
 impl EnvSources for Prefetched {
@@ -970,6 +1067,9 @@ impl EnvSources for Prefetched {
     }
     fn service_variables(&self) -> Vec<(String, String)> {
         self.services.clone()
+    }
+    fn allocatable(&self) -> Value {
+        self.allocatable.clone()
     }
 }
 
@@ -1141,7 +1241,11 @@ async fn keep_running(
             Ok((exit, ran)) => (exit.code, ran, None),
             Err(e) => (1, Duration::ZERO, Some(e)),
         };
-        if stop.requested() || !restart::should_restart(&restart_policy, exit_code) {
+        // A container that could not be started (image, configuration) never ran: it is tried again whatever
+        // the restart policy, as the kubelet does.
+        if stop.requested()
+            || (failure.is_none() && !restart::should_restart(&restart_policy, exit_code))
+        {
             return;
         }
         let wait = backoff.next(ran);

@@ -212,7 +212,7 @@ pub(crate) fn go_format_value(v: &Value) -> String {
 }
 
 /// Go's `strconv.Quote`: double quotes, with `\"`, `\\`, C escapes and `\x`/`\u` for what is not printable.
-pub(crate) fn go_quote(s: &str) -> String {
+pub fn go_quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
@@ -229,7 +229,7 @@ pub(crate) fn go_quote(s: &str) -> String {
             c if (c as u32) < 0x20 || c == '\u{7f}' => {
                 out.push_str(&format!("\\x{:02x}", c as u32))
             }
-            c if c.is_control() || (c.is_whitespace() && c != ' ') => {
+            c if !printable(c) => {
                 if (c as u32) < 0x10000 {
                     out.push_str(&format!("\\u{:04x}", c as u32));
                 } else {
@@ -241,6 +241,22 @@ pub(crate) fn go_quote(s: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// An approximation of Go's `unicode.IsPrint` beyond ASCII: controls, non-ASCII spaces, the common format
+/// characters and the private use areas are not printed.
+fn printable(c: char) -> bool {
+    let code = c as u32;
+    if code < 0x80 {
+        return true;
+    }
+    !(c.is_control()
+        || c.is_whitespace()
+        || matches!(code, 0xad | 0x600..=0x605 | 0x61c | 0x6dd | 0x70f | 0x180e)
+        || matches!(code, 0x200b..=0x200f | 0x202a..=0x202e | 0x2060..=0x206f | 0xfeff)
+        || matches!(code, 0xfff9..=0xfffb | 0xe000..=0xf8ff | 0xf0000..)
+        || c == '\u{fffe}'
+        || c == '\u{ffff}')
 }
 
 #[cfg(test)]

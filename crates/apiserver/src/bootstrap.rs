@@ -1,7 +1,8 @@
 //! What every cluster has from its first start: the system namespaces, the system PriorityClasses
-//! (`system-node-critical`, `system-cluster-critical`), the `kubernetes` Service in `default` with the
-//! Endpoints and EndpointSlice that point at this API server (kept current at every start), and the
-//! `kube-dns` Service in `kube-system`.
+//! (`system-node-critical`, `system-cluster-critical`), the default StorageClass `local-path`, the
+//! `kubernetes` Service in `default` with the Endpoints and EndpointSlice that point at this API server (kept
+//! current at every start), and the `kube-dns` Service in `kube-system`. Each is created when absent: what an
+//! administrator changed since is kept, what they deleted comes back at the next start.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -54,9 +55,33 @@ pub(crate) async fn run(
         )
         .await?;
     }
+    create_if_missing(
+        store,
+        &format!("/registry/storage.k8s.io/storageclasses/{DEFAULT_STORAGE_CLASS}"),
+        default_storage_class(),
+    )
+    .await?;
     api_service(store, cache, ranges, advertise).await?;
     dns_service(store, cache, ranges).await?;
     crate::namespaces::resume_deletions(store).await
+}
+
+/// The name of the StorageClass every cluster starts with.
+pub(crate) const DEFAULT_STORAGE_CLASS: &str = "local-path";
+
+/// The default StorageClass: node-local volumes (the agents' `gantry.io/local-path` provisioner), bound where
+/// their first pod is scheduled, deleted with their claims, expandable.
+fn default_storage_class() -> Value {
+    json!({
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": {"name": DEFAULT_STORAGE_CLASS,
+                     "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+        "provisioner": "gantry.io/local-path",
+        "reclaimPolicy": "Delete",
+        "volumeBindingMode": "WaitForFirstConsumer",
+        "allowVolumeExpansion": true,
+    })
 }
 
 /// The `kubernetes` Service (the range's first address, port 443) and where it leads: this server.
@@ -203,5 +228,44 @@ async fn put_if_changed(
         // Another server rewrote it meanwhile: its address is as current as ours.
         Ok(_) | Err(StoreError::Conflict { .. }) => Ok(()),
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admission::storage;
+    use gantry_store::MemoryStore;
+
+    #[test]
+    fn the_default_storage_class_is_valid_and_the_default() {
+        let class = default_storage_class();
+        let errors =
+            gantry_api::validate::validate_create("storage.k8s.io", "StorageClass", &class);
+        assert!(errors.is_empty(), "{errors:?}");
+        let picked = storage::default_class([&class]).expect("marked default");
+        assert_eq!(picked["metadata"]["name"], DEFAULT_STORAGE_CLASS);
+        assert_eq!(class["provisioner"], "gantry.io/local-path");
+        assert_eq!(class["reclaimPolicy"], "Delete");
+        assert_eq!(class["volumeBindingMode"], "WaitForFirstConsumer");
+        assert_eq!(class["allowVolumeExpansion"], true);
+    }
+
+    #[tokio::test]
+    async fn an_existing_class_is_left_as_it_is() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let key = format!("/registry/storage.k8s.io/storageclasses/{DEFAULT_STORAGE_CLASS}");
+        create_if_missing(&store, &key, default_storage_class())
+            .await
+            .expect("created");
+        let first = store.get(key.as_bytes(), None).await.unwrap().unwrap();
+        let stored = objects::decode(&first).unwrap();
+        assert!(stored["metadata"]["uid"].is_string());
+        assert!(stored["metadata"]["creationTimestamp"].is_string());
+        create_if_missing(&store, &key, default_storage_class())
+            .await
+            .expect("already there");
+        let again = store.get(key.as_bytes(), None).await.unwrap().unwrap();
+        assert_eq!(again.mod_revision, first.mod_revision);
     }
 }

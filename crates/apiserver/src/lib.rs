@@ -21,6 +21,7 @@ mod rest;
 mod reviews;
 mod serve;
 mod services;
+mod tokenrequest;
 mod watch;
 
 use std::net::SocketAddr;
@@ -28,7 +29,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use gantry_api::{ApiError, registry};
-use gantry_pki::{Identity, Tokens};
+use gantry_pki::{Identity, ServiceAccountKey, Tokens};
 use gantry_store::Store;
 use gantry_watch_cache::WatchCache;
 use http::{Method, StatusCode, header};
@@ -65,6 +66,8 @@ pub struct Api {
     cache: WatchCache,
     config: ApiConfig,
     tokens: Tokens,
+    /// Signs and verifies service account tokens.
+    service_account_key: ServiceAccountKey,
     metrics: Arc<metrics::Metrics>,
     /// What CustomResourceDefinitions serve.
     catalog: custom::Catalog,
@@ -100,10 +103,19 @@ impl Api {
             cache,
             config,
             tokens,
+            // Until `with_service_account_key` gives the kept one: tokens then last until a restart.
+            service_account_key: ServiceAccountKey::generate().map_err(ApiError::internal)?,
             metrics,
             catalog: custom::Catalog::default(),
             openapi: openapi::CustomDocuments::default(),
         })
+    }
+
+    /// Signs service account tokens with `key` (the PKI's `service-account.key`) instead of the key made
+    /// in memory at start, so that tokens outlive a restart.
+    pub fn with_service_account_key(mut self, key: ServiceAccountKey) -> Self {
+        self.service_account_key = key;
+        self
     }
 
     /// Answers one request. `identity` is the verified client certificate's, if any.
@@ -116,7 +128,13 @@ impl Api {
         if let Some(answer) = public(&path) {
             return answer;
         }
-        let Some(identity) = identity.or_else(|| self.bearer(&request)) else {
+        let token = identity.is_none().then(|| bearer_token(&request)).flatten();
+        let identity = match (identity, token) {
+            (Some(identity), _) => Some(identity),
+            (None, Some(token)) => self.authenticate(&token).await,
+            (None, None) => None,
+        };
+        let Some(identity) = identity else {
             return response::error(&ApiError::unauthorized("Unauthorized"));
         };
         let start = std::time::Instant::now();
@@ -137,14 +155,12 @@ impl Api {
         answer
     }
 
-    fn bearer<B>(&self, request: &http::Request<B>) -> Option<Identity> {
-        let value = request
-            .headers()
-            .get(header::AUTHORIZATION)?
-            .to_str()
-            .ok()?;
-        let token = value.strip_prefix("Bearer ")?.trim();
-        self.tokens.verify(token)
+    /// The identity of a bearer token: one of the static tokens, or a service account token.
+    async fn authenticate(&self, token: &str) -> Option<Identity> {
+        match self.tokens.verify(token) {
+            Some(identity) => Some(identity),
+            None => tokenrequest::authenticate(&self.service_account_key, &self.cache, token).await,
+        }
     }
 
     async fn route<B>(
@@ -253,6 +269,7 @@ impl Api {
                     nodes: self.config.nodes.as_ref(),
                     pod_admission: self.config.pod_admission,
                     metrics: &self.metrics,
+                    service_account_key: &self.service_account_key,
                     resource,
                     custom,
                     request: &resource_request,
@@ -264,6 +281,16 @@ impl Api {
             }
         }
     }
+}
+
+/// The request's bearer token (owned, so that no borrow of the request is held while it is checked).
+fn bearer_token<B>(request: &http::Request<B>) -> Option<String> {
+    let value = request
+        .headers()
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    Some(value.strip_prefix("Bearer ")?.trim().to_owned())
 }
 
 /// The verb and resource a request is counted under in the metrics.

@@ -46,6 +46,8 @@ pub(crate) struct Call<'a> {
     pub(crate) nodes: Option<&'a crate::NodeClient>,
     pub(crate) pod_admission: crate::PodAdmission,
     pub(crate) metrics: &'a Arc<crate::metrics::Metrics>,
+    /// Signs the tokens of `serviceaccounts/<name>/token`.
+    pub(crate) service_account_key: &'a gantry_pki::ServiceAccountKey,
     pub(crate) resource: &'static ResourceType,
     /// What the CRD says, for a custom resource.
     pub(crate) custom: Option<&'a Served>,
@@ -301,6 +303,7 @@ impl Call<'_> {
             }
             (Some("binding"), Verb::Create) if has("binding") => self.bind(name, body).await,
             (Some("eviction"), Verb::Create) if has("eviction") => self.evict(name, body).await,
+            (Some("token"), Verb::Create) if has("token") => self.token_request(name, body).await,
             (Some(sub), _) if !has(sub) => Err(response::path_not_found()),
             (_, verb) => Err(ApiError::method_not_supported(
                 self.group_resource(),

@@ -66,7 +66,8 @@ const fn kind(
     }
 }
 
-/// The kinds watched: the workloads and what they own.
+/// The kinds watched: the workloads and what they own (claims: of ephemeral volumes, of StatefulSets whose
+/// retention policy deletes them).
 pub const KINDS: &[Kind] = &[
     kind("", "v1", "Pod", "pods"),
     kind("apps", "v1", "ReplicaSet", "replicasets"),
@@ -76,6 +77,7 @@ pub const KINDS: &[Kind] = &[
     kind("apps", "v1", "ControllerRevision", "controllerrevisions"),
     kind("batch", "v1", "Job", "jobs"),
     kind("batch", "v1", "CronJob", "cronjobs"),
+    kind("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims"),
 ];
 
 impl Kind {

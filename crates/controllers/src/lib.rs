@@ -1,5 +1,6 @@
 //! The controllers inside `gantry server`: one module per controller ([`replicaset`], [`deployment`],
-//! [`daemonset`], [`statefulset`], [`job`], [`cronjob`], [`nodelifecycle`], [`nodeipam`], [`serviceaccount`], [`servicelb`], [`endpoints`], [`endpointslice`], [`disruption`], [`hpa`], [`resourcequota`]) and the
+//! [`daemonset`], [`statefulset`], [`job`], [`cronjob`], [`nodelifecycle`], [`nodeipam`], [`serviceaccount`], [`servicelb`], [`endpoints`], [`endpointslice`], [`disruption`], [`hpa`], [`resourcequota`],
+//! [`persistentvolume`], [`volumeprotection`] with [`ephemeral`], [`rootcacert`]) and the
 //! garbage collector of dependents by `ownerReferences` ([`gc`]). Each is one task that owns its state, fed by kube-rs watchers (which relist on
 //! their own after errors), and level-triggered: it reconciles what it is given from what the watches show,
 //! so a restarted server converges to the same state.
@@ -21,6 +22,7 @@ pub mod disruption;
 pub mod endpoint_pods;
 pub mod endpoints;
 pub mod endpointslice;
+pub mod ephemeral;
 pub mod expectations;
 pub mod gc;
 pub mod hash;
@@ -29,14 +31,17 @@ pub mod hpa;
 pub mod job;
 pub mod nodeipam;
 pub mod nodelifecycle;
+pub mod persistentvolume;
 pub mod pods;
 pub mod queue;
 pub mod replicaset;
 pub mod resourcequota;
+pub mod rootcacert;
 pub mod serviceaccount;
 pub mod servicelb;
 pub mod statefulset;
 pub mod sync;
+pub mod volumeprotection;
 
 use std::time::Duration;
 
@@ -78,6 +83,8 @@ pub async fn run(client: Client, settings: Settings) {
         disruption::run(client.clone()),
         hpa::run(client.clone()),
         resourcequota::run(client.clone()),
+        persistentvolume::run(client.clone()),
+        volumeprotection::run(client.clone()),
         gc::run(client),
     );
 }

@@ -10,13 +10,19 @@
 //! observedGeneration, collisionCount) is written through the status subresource when it changes.
 //!
 //! The task is built as the ReplicaSet controller's: one task owns the watched state (sets, and the pods and
-//! ControllerRevisions indexed by their controller's uid, orphans by namespace), a
+//! ControllerRevisions indexed by their controller's uid, orphans by namespace, the claims by key), a
 //! [`WorkQueue`](crate::queue::WorkQueue) of `namespace/name` keys and
 //! [`Expectations`](crate::expectations::Expectations); writes run in tasks of their own.
 //!
-//! Not yet: `volumeClaimTemplates` get their pod volumes (`<claim>-<set>-<ordinal>`, as upstream) but no
-//! PersistentVolumeClaims are created, and `persistentVolumeClaimRetentionPolicy` is ignored (a later volumes
-//! issue); `maxUnavailable` of the rolling update (alpha upstream) is ignored.
+//! Each `volumeClaimTemplates` entry gives every pod a PersistentVolumeClaim `<template>-<set>-<ordinal>`,
+//! created before the pod if missing (and for a Pending pod that lost it) and reused by the pod of that
+//! ordinal ever after; a claim being deleted holds its pod back until it is gone. The
+//! `persistentVolumeClaimRetentionPolicy` is kept in the claims' ownerReferences, as upstream: `whenDeleted:
+//! Delete` makes the set their controller (the garbage collector deletes them with it), `whenScaled: Delete`
+//! makes the pod of an ordinal scaled away their controller (they go with it; a claim still owned by a pod
+//! that is gone holds back the new pod of its ordinal), `Retain` leaves them without either.
+//!
+//! Not yet: `maxUnavailable` of the rolling update (alpha upstream) is ignored.
 //!
 //! [`crate::history`], [`crate::cache`], [`crate::claims`] and [`crate::sync`] are shared with the DaemonSet
 //! controller.
@@ -29,7 +35,7 @@ use futures::StreamExt;
 use futures::future::join_all;
 use gantry_client::k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
 use gantry_client::k8s_openapi::api::core::v1::{
-    PersistentVolumeClaimVolumeSource, Pod, PodTemplateSpec, Volume,
+    PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, PodTemplateSpec, Volume,
 };
 use gantry_client::k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use gantry_client::k8s_openapi::jiff::Timestamp;
@@ -41,8 +47,8 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::api::{
-    api_message, controller_ref, count, involved, is_conflict, is_not_found, key, matches,
-    namespace_of, nonempty_selector,
+    api_message, controller_ref, count, involved, is_already_exists, is_conflict, is_not_found,
+    key, matches, namespace_of, nonempty_selector, split_key,
 };
 use crate::cache::{Owned, Sets, watch_all};
 use crate::history;
@@ -64,6 +70,7 @@ pub async fn run(client: Client) {
     let mut set_events = watch_all::<StatefulSet>(&client);
     let mut pod_events = watch_all::<Pod>(&client);
     let mut revision_events = watch_all::<ControllerRevision>(&client);
+    let mut claim_events = watch_all::<PersistentVolumeClaim>(&client);
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
     let mut controller = Controller::new(client, done_tx);
     loop {
@@ -87,6 +94,10 @@ pub async fn run(client: Client) {
             Some(event) = revision_events.next() => match event {
                 Ok(event) => controller.revision_event(event),
                 Err(e) => tracing::warn!("statefulset controller: watching controllerrevisions: {e}"),
+            },
+            Some(event) = claim_events.next() => match event {
+                Ok(event) => controller.claim_event(event),
+                Err(e) => tracing::warn!("statefulset controller: watching persistentvolumeclaims: {e}"),
             },
             () = tokio::time::sleep_until(wakeup) => controller.core.queue.tick(Instant::now()),
             () = std::future::ready(()), if can_sync => controller.sync_next(Instant::now()),
@@ -448,7 +459,7 @@ pub fn new_pod(set: &StatefulSet, template: &PodTemplateSpec, ordinal: i32, revi
             volumes.push(Volume {
                 name: claim.clone(),
                 persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                    claim_name: format!("{claim}-{name}"),
+                    claim_name: claim_name(claim, &set_name, ordinal),
                     read_only: None,
                 }),
                 ..Volume::default()
@@ -471,17 +482,199 @@ pub fn new_pod(set: &StatefulSet, template: &PodTemplateSpec, ordinal: i32, revi
     }
 }
 
+/// The claim of `template` for the pod at `ordinal` of `set` (upstream's `getPersistentVolumeClaimName`).
+pub fn claim_name(template: &str, set: &str, ordinal: i32) -> String {
+    format!("{template}-{set}-{ordinal}")
+}
+
+/// Whether `claim` is the name of one of the set's claims (some template's, for some ordinal).
+pub fn is_claim_of(set: &StatefulSet, claim: &str) -> bool {
+    let set_name = set.metadata.name.as_deref().unwrap_or_default();
+    templates(set).any(|t| {
+        let name = t.metadata.name.as_deref().unwrap_or_default();
+        claim
+            .strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix('-'))
+            .and_then(|rest| rest.strip_prefix(set_name))
+            .and_then(|rest| rest.strip_prefix('-'))
+            .is_some_and(|o| !o.is_empty() && o.bytes().all(|b| b.is_ascii_digit()))
+    })
+}
+
+fn templates(set: &StatefulSet) -> impl Iterator<Item = &PersistentVolumeClaim> {
+    set.spec
+        .as_ref()
+        .and_then(|s| s.volume_claim_templates.as_ref())
+        .into_iter()
+        .flatten()
+}
+
+/// The set's `persistentVolumeClaimRetentionPolicy`: what goes with what (`Retain` unless `Delete`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// `whenDeleted: Delete`: the claims go with the set.
+    pub with_set: bool,
+    /// `whenScaled: Delete`: the claims of ordinals scaled away go with their pods.
+    pub when_scaled: bool,
+}
+
+pub fn retention(set: &StatefulSet) -> Retention {
+    let policy = set
+        .spec
+        .as_ref()
+        .and_then(|s| s.persistent_volume_claim_retention_policy.as_ref());
+    let delete = |p: Option<&String>| p.map(String::as_str) == Some("Delete");
+    Retention {
+        with_set: delete(policy.and_then(|p| p.when_deleted.as_ref())),
+        when_scaled: delete(policy.and_then(|p| p.when_scaled.as_ref())),
+    }
+}
+
+/// The claims of the pod at `ordinal` as the templates make them (upstream's `getPersistentVolumeClaims`):
+/// in the set's namespace, with the template's labels and the selector's `matchLabels`, and the set as
+/// controller when they go with it (a pod is made in range, so never the pod).
+pub fn new_claims(set: &StatefulSet, ordinal: i32) -> Vec<PersistentVolumeClaim> {
+    let set_name = set.metadata.name.as_deref().unwrap_or_default();
+    let selector = set
+        .spec
+        .as_ref()
+        .and_then(|s| s.selector.match_labels.clone());
+    let with_set = retention(set).with_set;
+    templates(set)
+        .map(|template| {
+            let mut claim = template.clone();
+            let name = claim.metadata.name.as_deref().unwrap_or_default();
+            claim.metadata.name = Some(claim_name(name, set_name, ordinal));
+            claim.metadata.namespace = set.metadata.namespace.clone();
+            match (&mut claim.metadata.labels, &selector) {
+                (Some(labels), Some(selector)) => labels.extend(selector.clone()),
+                (labels @ None, selector) => labels.clone_from(selector),
+                (Some(_), None) => {}
+            }
+            claim.metadata.owner_references = with_set.then(|| vec![controller_ref(set)]);
+            claim.status = None;
+            claim
+        })
+        .collect()
+}
+
+/// Why a pod cannot be made yet, because of one of its claims.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Blocked {
+    /// The claim is being deleted (upstream waits for it to be gone, then makes it again).
+    Deleting(String),
+    /// Claims go with scaled-down pods and this one is still owned by a pod of this name that is gone: the
+    /// garbage collector is about to delete it.
+    Stale(String),
+}
+
+fn is_pod_ref(r: &OwnerReference, pod: &str) -> bool {
+    r.api_version == "v1" && r.kind == "Pod" && r.name == pod
+}
+
+fn is_set_ref(r: &OwnerReference, set: &str) -> bool {
+    r.api_version == "apps/v1" && r.kind == "StatefulSet" && r.name == set
+}
+
+/// The claims to create before the pod at `ordinal` (named `pod`), given the claims that exist (`existing`
+/// by name); [`Blocked`] when one of them holds the pod back (upstream's `PodClaimIsStale` and the deletion
+/// check of `createPersistentVolumeClaims`).
+pub fn claims_to_create(
+    set: &StatefulSet,
+    ordinal: i32,
+    pod: &str,
+    existing: impl Fn(&str) -> Option<Arc<PersistentVolumeClaim>>,
+) -> Result<Vec<PersistentVolumeClaim>, Blocked> {
+    let when_scaled = retention(set).when_scaled;
+    let mut create = Vec::new();
+    for claim in new_claims(set, ordinal) {
+        let name = claim.metadata.name.clone().unwrap_or_default();
+        let Some(found) = existing(&name) else {
+            create.push(claim);
+            continue;
+        };
+        // The pod is not made yet, so any reference to a pod of its name is to an earlier one.
+        let stale = when_scaled
+            && found
+                .metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|r| is_pod_ref(r, pod));
+        if stale {
+            return Err(Blocked::Stale(name));
+        }
+        if found.metadata.deletion_timestamp.is_some() {
+            return Err(Blocked::Deleting(name));
+        }
+    }
+    Ok(create)
+}
+
+/// The ownerReferences `claim` (of `pod`, at an ordinal `in_range` of the set or scaled away) must have for
+/// the set's retention policy, when they differ from its own (upstream's `isClaimOwnerUpToDate` and
+/// `updateClaimOwnerRefForSetAndPod`). A claim referring to an earlier set or pod of the same name is left
+/// alone (the garbage collector deals with it), and so is one another controller controls, once rid of
+/// references to the set and the pod.
+pub fn claim_owners(
+    claim: &PersistentVolumeClaim,
+    set: &StatefulSet,
+    pod: &Pod,
+    in_range: bool,
+) -> Option<Vec<OwnerReference>> {
+    let set_name = set.metadata.name.as_deref().unwrap_or_default();
+    let pod_name = pod.metadata.name.as_deref().unwrap_or_default();
+    let uid = |meta: &ObjectMeta| meta.uid.clone().unwrap_or_default();
+    let refs = claim.metadata.owner_references.clone().unwrap_or_default();
+    let stale = |is: &dyn Fn(&OwnerReference) -> bool, owner: String| {
+        refs.iter().find(|r| is(r)).is_some_and(|r| r.uid != owner)
+    };
+    if stale(&|r| is_set_ref(r, set_name), uid(&set.metadata))
+        || stale(&|r| is_pod_ref(r, pod_name), uid(&pod.metadata))
+    {
+        return None;
+    }
+    let ours = |r: &OwnerReference| is_set_ref(r, set_name) || is_pod_ref(r, pod_name);
+    let policy = retention(set);
+    let unexpected = (policy.with_set || policy.when_scaled)
+        && refs.iter().any(|r| !ours(r) && r.controller == Some(true));
+    let mut wanted: Vec<OwnerReference> = refs.iter().filter(|r| !ours(r)).cloned().collect();
+    if !unexpected {
+        if policy.when_scaled && !in_range {
+            wanted.push(controller_ref(pod));
+        } else if policy.with_set {
+            // Scaled away under `whenScaled: Retain`, the claim stays with the set as in range.
+            wanted.push(controller_ref(set));
+        }
+    }
+    let same = wanted.len() == refs.len() && wanted.iter().all(|w| refs.contains(w));
+    (!same).then_some(wanted)
+}
+
 /// What one sync writes.
 #[derive(Debug)]
 enum Step {
     Prepare(Prepare),
     Manage {
-        create: Vec<Pod>,
+        /// ownerReferences of claims to bring in line with the retention policy (before any deletion).
+        owners: Vec<ClaimOwners>,
+        /// Claims Pending pods lack (by pod name).
+        missing: Vec<(String, PersistentVolumeClaim)>,
+        /// Pods to create, each after its claims.
+        create: Vec<(Pod, Vec<PersistentVolumeClaim>)>,
         delete: Vec<(Arc<Pod>, Why)>,
         relabel: Vec<Arc<Pod>>,
         prune: Vec<String>,
         status: Option<Value>,
     },
+}
+
+/// A claim whose ownerReferences become `refs` (if it is still at `resource_version`).
+#[derive(Debug)]
+struct ClaimOwners {
+    name: String,
+    refs: Vec<OwnerReference>,
+    resource_version: Option<String>,
 }
 
 #[derive(Debug)]
@@ -498,6 +691,8 @@ struct Controller {
     sets: Sets<StatefulSet>,
     pods: Owned<Pod>,
     revisions: Owned<ControllerRevision>,
+    /// Every PersistentVolumeClaim, by `namespace/name`.
+    claims: Sets<PersistentVolumeClaim>,
     core: Core,
     done_tx: mpsc::UnboundedSender<Done>,
 }
@@ -510,6 +705,7 @@ impl Controller {
             sets: Sets::default(),
             pods: Owned::new("StatefulSet"),
             revisions: Owned::new("StatefulSet"),
+            claims: Sets::default(),
             core: Core::default(),
             done_tx,
         }
@@ -519,6 +715,7 @@ impl Controller {
         self.sets.relist.synced
             && self.pods.relist.synced
             && self.revisions.relist.synced
+            && self.claims.relist.synced
             && !self.core.queue.is_empty()
             && self.core.queue.active() < SYNCS_IN_FLIGHT
     }
@@ -616,6 +813,23 @@ impl Controller {
                 } else if owner.is_none() {
                     self.queue_matching(meta);
                 }
+            }
+        }
+    }
+
+    /// A claim changed: the sets it belongs to look again (one may wait for it to go).
+    fn claim_event(&mut self, event: watcher::Event<PersistentVolumeClaim>) {
+        for k in self.claims.event(event) {
+            let (ns, name) = split_key(&k);
+            let owners: Vec<String> = self
+                .sets
+                .by_key
+                .iter()
+                .filter(|(_, s)| namespace_of(&s.metadata) == ns && is_claim_of(s, name))
+                .map(|(k, _)| k.clone())
+                .collect();
+            for owner in owners {
+                self.core.queue.add(owner);
             }
         }
     }
@@ -810,14 +1024,34 @@ impl Controller {
                 .cloned()
         };
         let current_template = history::template_of(&current).unwrap_or(spec.template.clone());
-        let create: Vec<Pod> = decision
-            .create
-            .iter()
-            .map(|(ordinal, template)| match template {
+        let claim_of = |name: &str| self.claims.by_key.get(&key(&ns, name)).cloned();
+        let mut create = Vec::new();
+        for (ordinal, template) in &decision.create {
+            let pod = match template {
                 Template::Current => new_pod(&set, &current_template, *ordinal, &current_name),
                 Template::Update => new_pod(&set, &spec.template, *ordinal, &update_name),
-            })
-            .collect();
+            };
+            let pod_name = pod.metadata.name.clone().unwrap_or_default();
+            match claims_to_create(&set, *ordinal, &pod_name, claim_of) {
+                Ok(claims) => create.push((pod, claims)),
+                Err(Blocked::Deleting(claim)) => self.events.record(Event {
+                    object: involved(&*set),
+                    warning: true,
+                    reason: "FailedCreate",
+                    message: format!(
+                        "create Pod {pod_name} in StatefulSet {set_name} failed error: pvc {claim} is being deleted"
+                    ),
+                }),
+                Err(Blocked::Stale(claim)) => {
+                    tracing::debug!(statefulset = %k, claim = %claim, "waiting for a stale claim to go");
+                }
+            }
+        }
+        let (owners, missing) = if deleting {
+            (Vec::new(), Vec::new())
+        } else {
+            claim_writes(&set, &params, &pods, claim_of)
+        };
         let delete: Vec<(Arc<Pod>, Why)> = decision
             .delete
             .iter()
@@ -881,7 +1115,9 @@ impl Controller {
         if let Some(after) = after {
             self.core.queue.add_after(k.to_owned(), after, now);
         }
-        if create.is_empty()
+        if owners.is_empty()
+            && missing.is_empty()
+            && create.is_empty()
             && delete.is_empty()
             && relabel.is_empty()
             && prune.is_empty()
@@ -890,6 +1126,8 @@ impl Controller {
             return None;
         }
         work(Step::Manage {
+            owners,
+            missing,
             create,
             delete,
             relabel,
@@ -897,6 +1135,106 @@ impl Controller {
             status,
         })
     }
+}
+
+/// The claim writes of the set's existing pods: ownerReferences to bring in line with the retention policy
+/// (every pod's, scaled away or not), and claims a Pending pod in range lacks (upstream's
+/// `createMissingPersistentVolumeClaims`: someone deleted one before the pod started).
+fn claim_writes(
+    set: &StatefulSet,
+    params: &Params,
+    pods: &[Arc<Pod>],
+    claim_of: impl Fn(&str) -> Option<Arc<PersistentVolumeClaim>>,
+) -> (Vec<ClaimOwners>, Vec<(String, PersistentVolumeClaim)>) {
+    let (mut owners, mut missing) = (Vec::new(), Vec::new());
+    if templates(set).next().is_none() {
+        return (owners, missing);
+    }
+    let end = params.start.saturating_add(params.replicas);
+    for pod in pods {
+        let Some(ordinal) = ordinal_of(pod, &params.name) else {
+            continue;
+        };
+        if pod.metadata.uid.is_none() {
+            continue;
+        }
+        let in_range = ordinal >= params.start && ordinal < end;
+        let pending = in_range && pods::phase(pod) == "Pending" && !is_terminating(pod);
+        for claim in new_claims(set, ordinal) {
+            let name = claim.metadata.name.clone().unwrap_or_default();
+            match claim_of(&name) {
+                Some(found) => {
+                    if let Some(refs) = claim_owners(&found, set, pod, in_range) {
+                        owners.push(ClaimOwners {
+                            name,
+                            refs,
+                            resource_version: found.metadata.resource_version.clone(),
+                        });
+                    }
+                }
+                None if pending => {
+                    missing.push((pod.metadata.name.clone().unwrap_or_default(), claim));
+                }
+                None => {}
+            }
+        }
+    }
+    (owners, missing)
+}
+
+/// Creates `claims` for the pod `pod` (upstream's `createPersistentVolumeClaims`), with an Event for each
+/// claim made or refused; `Err` says why the pod cannot be made. A claim already there counts as a
+/// failure unless `tolerate_existing` (the cache did not show it yet: the next sync looks again).
+async fn create_claims(
+    api: &Api<PersistentVolumeClaim>,
+    events: &Recorder,
+    set: &StatefulSet,
+    pod: &str,
+    claims: &[PersistentVolumeClaim],
+    tolerate_existing: bool,
+) -> Result<(), String> {
+    let set_name = set.metadata.name.as_deref().unwrap_or_default();
+    let mut errors = Vec::new();
+    for claim in claims {
+        let name = claim.metadata.name.as_deref().unwrap_or_default();
+        match api.create(&PostParams::default(), claim).await {
+            Ok(_) => events.record(Event {
+                object: involved(set),
+                warning: false,
+                reason: "SuccessfulCreate",
+                message: format!("create Claim {name} Pod {pod} in StatefulSet {set_name} success"),
+            }),
+            Err(e) if is_already_exists(&e) => {
+                if !tolerate_existing {
+                    errors.push(format!("failed to create PVC {name}: {}", api_message(&e)));
+                }
+            }
+            Err(e) => {
+                let message = api_message(&e);
+                events.record(Event {
+                    object: involved(set),
+                    warning: true,
+                    reason: "FailedCreate",
+                    message: format!(
+                        "create Claim {name} for Pod {pod} in StatefulSet {set_name} failed error: {message}"
+                    ),
+                });
+                errors.push(format!("failed to create PVC {name}: {message}"));
+            }
+        }
+    }
+    match errors.len() {
+        0 => Ok(()),
+        1 => Err(errors.remove(0)),
+        _ => Err(format!("[{}]", errors.join(", "))),
+    }
+}
+
+/// Why a pod was not created.
+enum CreateError {
+    /// One of its claims could not be made.
+    Claims(String),
+    Pod(gantry_client::kube::Error),
 }
 
 impl Work {
@@ -924,51 +1262,97 @@ impl Work {
                     .await;
             }
             Step::Manage {
+                owners,
+                missing,
                 create,
-                delete,
+                mut delete,
                 relabel,
                 prune,
                 status,
             } => {
                 let mut failed = false;
-                // Creates in slow-start batches (1, 2, 4, …), stopping at a failure.
+                let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
+                // The claims' owners first: a pod scaled away must own its claims before it goes.
+                for owner in &owners {
+                    let patch = json!({"metadata": {
+                        "ownerReferences": owner.refs,
+                        "resourceVersion": owner.resource_version}});
+                    if let Err(e) = claims
+                        .patch(&owner.name, &PatchParams::default(), &Patch::Merge(&patch))
+                        .await
+                        && !is_not_found(&e)
+                    {
+                        tracing::debug!(claim = %owner.name, "cannot update the owners: {e}");
+                        failed = true;
+                    }
+                }
+                if failed {
+                    // Scale down waits for the claims (upstream returns before the condemned).
+                    delete.retain(|(pod, why)| {
+                        let keep = *why != Why::ScaleDown;
+                        if !keep {
+                            done.undeleted.extend(pod.metadata.uid.clone());
+                        }
+                        keep
+                    });
+                }
+                for (pod, claim) in missing {
+                    let made = create_claims(&claims, &events, set, &pod, &[claim], true).await;
+                    failed |= made.is_err();
+                }
+                // Creates in slow-start batches (1, 2, 4, …), stopping at a failure; each pod after its
+                // claims.
                 let mut queue = create.into_iter();
                 let mut batch = 1;
                 loop {
-                    let now: Vec<Pod> = queue.by_ref().take(batch).collect();
+                    let now: Vec<(Pod, Vec<PersistentVolumeClaim>)> =
+                        queue.by_ref().take(batch).collect();
                     if now.is_empty() {
                         break;
                     }
                     let params = PostParams::default();
-                    let results = join_all(now.iter().map(|pod| pods.create(&params, pod))).await;
+                    let results = join_all(now.iter().map(|(pod, pod_claims)| {
+                        let (claims, events, params, pods) = (&claims, &events, &params, &pods);
+                        async move {
+                            let pod_name = pod.metadata.name.as_deref().unwrap_or_default();
+                            create_claims(claims, events, set, pod_name, pod_claims, false)
+                                .await
+                                .map_err(CreateError::Claims)?;
+                            pods.create(params, pod).await.map_err(CreateError::Pod)
+                        }
+                    }))
+                    .await;
                     let mut batch_failed = false;
-                    for (pod, result) in now.iter().zip(results) {
+                    for ((pod, _), result) in now.iter().zip(results) {
                         let pod_name = pod.metadata.name.clone().unwrap_or_default();
-                        match result {
-                            Ok(_) => events.record(Event {
-                                object: involved.clone(),
-                                warning: false,
-                                reason: "SuccessfulCreate",
-                                message: format!(
-                                    "create Pod {pod_name} in StatefulSet {set_name} successful"
-                                ),
-                            }),
-                            Err(e) => {
-                                done.uncreated += 1;
-                                batch_failed = true;
-                                // Already there: the watch will show it; not a failure of the set.
-                                if !is_conflict(&e) {
-                                    events.record(Event {
-                                        object: involved.clone(),
-                                        warning: true,
-                                        reason: "FailedCreate",
-                                        message: format!(
-                                            "create Pod {pod_name} in StatefulSet {set_name} failed error: {}",
-                                            api_message(&e)
-                                        ),
-                                    });
-                                }
+                        let error = match result {
+                            Ok(_) => {
+                                events.record(Event {
+                                    object: involved.clone(),
+                                    warning: false,
+                                    reason: "SuccessfulCreate",
+                                    message: format!(
+                                        "create Pod {pod_name} in StatefulSet {set_name} successful"
+                                    ),
+                                });
+                                continue;
                             }
+                            Err(CreateError::Claims(message)) => Some(message),
+                            // Already there: the watch will show it; not a failure of the set.
+                            Err(CreateError::Pod(e)) if is_conflict(&e) => None,
+                            Err(CreateError::Pod(e)) => Some(api_message(&e)),
+                        };
+                        done.uncreated += 1;
+                        batch_failed = true;
+                        if let Some(error) = error {
+                            events.record(Event {
+                                object: involved.clone(),
+                                warning: true,
+                                reason: "FailedCreate",
+                                message: format!(
+                                    "create Pod {pod_name} in StatefulSet {set_name} failed error: {error}"
+                                ),
+                            });
                         }
                     }
                     if batch_failed {
@@ -1333,5 +1717,239 @@ mod tests {
             (owner.kind.as_str(), owner.uid.as_str(), owner.controller),
             ("StatefulSet", "u", Some(true))
         );
+    }
+
+    fn claimed_set(policy: Value) -> StatefulSet {
+        serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "ns", "uid": "set-uid"},
+            "spec": {"serviceName": "nginx", "replicas": 2,
+                "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "c", "image": "i"}]}},
+                "persistentVolumeClaimRetentionPolicy": policy,
+                "volumeClaimTemplates": [
+                    {"metadata": {"name": "www", "labels": {"tier": "data", "app": "other"}},
+                     "spec": {"accessModes": ["ReadWriteOnce"],
+                              "resources": {"requests": {"storage": "1Gi"}}}},
+                    {"metadata": {"name": "logs"}, "spec": {}}]}}))
+        .unwrap()
+    }
+
+    fn existing_claim(name: &str, owners: Value, deleting: bool) -> Arc<PersistentVolumeClaim> {
+        let mut claim: PersistentVolumeClaim = serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": "ns", "ownerReferences": owners,
+                "resourceVersion": "7"}}))
+        .unwrap();
+        if deleting {
+            claim.metadata.deletion_timestamp =
+                Some(gantry_client::k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now()));
+        }
+        Arc::new(claim)
+    }
+
+    fn set_ref() -> Value {
+        json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "web", "uid": "set-uid",
+            "controller": true, "blockOwnerDeletion": true})
+    }
+
+    fn pod_ref(name: &str, uid: &str) -> Value {
+        json!({"apiVersion": "v1", "kind": "Pod", "name": name, "uid": uid,
+            "controller": true, "blockOwnerDeletion": true})
+    }
+
+    fn refs(value: Value) -> Vec<OwnerReference> {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn claims_are_named_labelled_and_owned_as_the_policy_says() {
+        let retain = claimed_set(json!({}));
+        assert_eq!(retention(&retain), Retention::default());
+        let claims = new_claims(&retain, 3);
+        let names: Vec<_> = claims
+            .iter()
+            .map(|c| c.metadata.name.clone().unwrap())
+            .collect();
+        assert_eq!(names, ["www-web-3", "logs-web-3"]);
+        let www = &claims[0];
+        assert_eq!(www.metadata.namespace.as_deref(), Some("ns"));
+        let labels = www.metadata.labels.as_ref().unwrap();
+        assert_eq!(labels["tier"], "data");
+        assert_eq!(labels["app"], "web", "the selector's labels win");
+        assert_eq!(claims[1].metadata.labels.as_ref().unwrap()["app"], "web");
+        assert!(www.metadata.owner_references.is_none(), "Retain: no owner");
+        assert_eq!(
+            www.spec.as_ref().unwrap().access_modes.as_deref(),
+            Some(&["ReadWriteOnce".to_owned()][..])
+        );
+        // The pod's volumes name the same claims.
+        let pod = new_pod(&retain, &retain.spec.as_ref().unwrap().template, 3, "r");
+        let volumes = pod.spec.unwrap().volumes.unwrap();
+        let claimed: Vec<_> = volumes
+            .iter()
+            .map(|v| {
+                v.persistent_volume_claim
+                    .as_ref()
+                    .unwrap()
+                    .claim_name
+                    .clone()
+            })
+            .collect();
+        assert_eq!(claimed, names);
+
+        let with_set = claimed_set(json!({"whenDeleted": "Delete"}));
+        assert_eq!(
+            retention(&with_set),
+            Retention {
+                with_set: true,
+                when_scaled: false
+            }
+        );
+        let owners = new_claims(&with_set, 0)[0]
+            .metadata
+            .owner_references
+            .clone();
+        assert_eq!(owners, Some(refs(json!([set_ref()]))));
+        assert!(
+            new_claims(&claimed_set(json!({"whenScaled": "Delete"})), 0)[0]
+                .metadata
+                .owner_references
+                .is_none()
+        );
+
+        assert!(is_claim_of(&retain, "www-web-0"));
+        assert!(is_claim_of(&retain, "logs-web-12"));
+        assert!(!is_claim_of(&retain, "www-web-"));
+        assert!(!is_claim_of(&retain, "www-webx-0"));
+        assert!(!is_claim_of(&retain, "data-web-0"));
+        assert!(!is_claim_of(&retain, "www-web-0-1"));
+    }
+
+    #[test]
+    fn a_pod_waits_for_claims_being_deleted_or_stale_and_reuses_the_others() {
+        let set = claimed_set(json!({}));
+        let none = |_: &str| None;
+        let made = claims_to_create(&set, 0, "web-0", none).unwrap();
+        assert_eq!(made.len(), 2, "both claims are made");
+        // A retained claim is reused: only the other one is made.
+        let kept = existing_claim("www-web-0", json!([]), false);
+        let one = |n: &str| (n == "www-web-0").then(|| kept.clone());
+        let made = claims_to_create(&set, 0, "web-0", one).unwrap();
+        assert_eq!(made[0].metadata.name.as_deref(), Some("logs-web-0"));
+        assert_eq!(made.len(), 1);
+        // Being deleted: the pod waits.
+        let going = existing_claim("www-web-0", json!([]), true);
+        let deleting = |n: &str| (n == "www-web-0").then(|| going.clone());
+        assert_eq!(
+            claims_to_create(&set, 0, "web-0", deleting).unwrap_err(),
+            Blocked::Deleting("www-web-0".into())
+        );
+        // Owned by the pod that was scaled away: stale when claims go with scaled-down pods.
+        let owned = existing_claim("logs-web-1", json!([pod_ref("web-1", "old")]), false);
+        let stale = |n: &str| (n == "logs-web-1").then(|| owned.clone());
+        let scaled = claimed_set(json!({"whenScaled": "Delete"}));
+        assert_eq!(
+            claims_to_create(&scaled, 1, "web-1", stale).unwrap_err(),
+            Blocked::Stale("logs-web-1".into())
+        );
+        assert_eq!(claims_to_create(&set, 1, "web-1", stale).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn claim_owners_follow_the_retention_policy() {
+        let web1 = pod("web-1", "r", ready());
+        let none = existing_claim("www-web-1", json!([]), false);
+        let by_set = existing_claim("www-web-1", json!([set_ref()]), false);
+        let by_pod = existing_claim("www-web-1", json!([pod_ref("web-1", "web-1")]), false);
+        let check = |policy: Value, claim: &PersistentVolumeClaim, in_range: bool| {
+            claim_owners(claim, &claimed_set(policy), &web1, in_range)
+        };
+        // Retain: no owner, in range or not.
+        assert_eq!(check(json!({}), &none, false), None);
+        assert_eq!(check(json!({}), &by_set, true), Some(vec![]));
+        assert_eq!(check(json!({}), &by_pod, false), Some(vec![]));
+        // whenDeleted: the set, always.
+        let deleted = json!({"whenDeleted": "Delete"});
+        assert_eq!(check(deleted.clone(), &by_set, false), None);
+        assert_eq!(
+            check(deleted.clone(), &none, true),
+            Some(refs(json!([set_ref()])))
+        );
+        assert_eq!(
+            check(deleted, &by_pod, true),
+            Some(refs(json!([set_ref()])))
+        );
+        // whenScaled: the pod once scaled away, nobody in range.
+        let scaled = json!({"whenScaled": "Delete"});
+        assert_eq!(check(scaled.clone(), &none, true), None);
+        assert_eq!(
+            check(scaled.clone(), &none, false),
+            Some(refs(json!([pod_ref("web-1", "web-1")])))
+        );
+        assert_eq!(
+            check(scaled, &by_pod, true),
+            Some(vec![]),
+            "scaled up again"
+        );
+        // Both: the set in range, the pod (only) once scaled away.
+        let both = json!({"whenDeleted": "Delete", "whenScaled": "Delete"});
+        assert_eq!(check(both.clone(), &by_set, true), None);
+        assert_eq!(
+            check(both.clone(), &by_set, false),
+            Some(refs(json!([pod_ref("web-1", "web-1")])))
+        );
+        // References to an earlier set or pod of the same name: not ours to change.
+        let earlier = existing_claim("www-web-1", json!([pod_ref("web-1", "gone")]), false);
+        assert_eq!(check(both.clone(), &earlier, true), None);
+        // Another controller: ours go, none are added; other owners stay.
+        let other = json!({"apiVersion": "x/v1", "kind": "X", "name": "x", "uid": "x",
+            "controller": true});
+        let foreign = existing_claim("www-web-1", json!([other.clone()]), false);
+        assert_eq!(check(both.clone(), &foreign, true), None);
+        let mixed = existing_claim("www-web-1", json!([other.clone(), set_ref()]), false);
+        assert_eq!(
+            check(both.clone(), &mixed, true),
+            Some(refs(json!([other])))
+        );
+        // A reference that does not control is made a controller's.
+        let mut loose = set_ref();
+        loose["controller"] = json!(false);
+        let loose = existing_claim("www-web-1", json!([loose]), false);
+        assert_eq!(check(both, &loose, true), Some(refs(json!([set_ref()]))));
+    }
+
+    #[test]
+    fn existing_pods_get_their_claims_owned_and_missing_ones_made_when_pending() {
+        let set = claimed_set(json!({"whenScaled": "Delete"}));
+        let p = params(1);
+        let web0 = Arc::new(pod("web-0", "web-a", pending()));
+        let web1 = Arc::new(pod("web-1", "web-a", ready()));
+        let www0 = existing_claim("www-web-0", json!([]), false);
+        let www1 = existing_claim("www-web-1", json!([]), false);
+        let logs1 = existing_claim("logs-web-1", json!([pod_ref("web-1", "web-1")]), false);
+        let lookup = |n: &str| match n {
+            "www-web-0" => Some(www0.clone()),
+            "www-web-1" => Some(www1.clone()),
+            "logs-web-1" => Some(logs1.clone()),
+            _ => None,
+        };
+        let (owners, missing) = claim_writes(&set, &p, &[web0, web1], lookup);
+        // web-1 is scaled away: its claim without an owner gets the pod; the other has it already.
+        assert_eq!(owners.len(), 1);
+        assert_eq!(owners[0].name, "www-web-1");
+        assert_eq!(owners[0].refs, refs(json!([pod_ref("web-1", "web-1")])));
+        assert_eq!(owners[0].resource_version.as_deref(), Some("7"));
+        // web-0 is Pending without its logs claim: it is made.
+        assert_eq!(missing.len(), 1);
+        assert_eq!(missing[0].0, "web-0");
+        assert_eq!(missing[0].1.metadata.name.as_deref(), Some("logs-web-0"));
+        // Without templates nothing is looked at.
+        let plain: StatefulSet = serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "ns", "uid": "u"},
+            "spec": {"selector": {}, "template": {}}}))
+        .unwrap();
+        let web0 = Arc::new(pod("web-0", "web-a", pending()));
+        let (owners, missing) = claim_writes(&plain, &p, &[web0], |_: &str| None);
+        assert!(owners.is_empty() && missing.is_empty());
     }
 }

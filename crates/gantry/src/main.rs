@@ -144,6 +144,10 @@ struct AgentArgs {
     /// The port of the agent's HTTPS endpoint (logs), which the API server calls.
     #[arg(long, default_value_t = 10250)]
     node_endpoint_port: u16,
+    /// Where the built-in local-path provisioner makes the volumes of claims placed on this node (default:
+    /// `storage/` in the agent's data directory).
+    #[arg(long)]
+    storage_dir: Option<PathBuf>,
     /// Registries (`host:port`) pulled from over plain HTTP (repeatable).
     #[arg(long = "insecure-registry")]
     insecure_registries: Vec<String>,
@@ -281,6 +285,10 @@ struct ServerArgs {
     /// The port of the server's own node agent's HTTPS endpoint.
     #[arg(long, default_value_t = 10250)]
     node_endpoint_port: u16,
+    /// Where the built-in local-path provisioner makes the volumes of claims placed on this node (default:
+    /// `storage/` in the agent's data directory).
+    #[arg(long)]
+    storage_dir: Option<PathBuf>,
     /// Registries (`host:port`) pulled from over plain HTTP (repeatable).
     #[arg(long = "insecure-registry")]
     insecure_registries: Vec<String>,
@@ -390,7 +398,8 @@ async fn server(args: ServerArgs) -> Result<(), String> {
     let api = Arc::new(
         gantry_apiserver::Api::start(store, tokens, config)
             .await
-            .map_err(|e| format!("cannot start the API server: {e}"))?,
+            .map_err(|e| format!("cannot start the API server: {e}"))?
+            .with_service_account_key(pki.service_account_key().clone()),
     );
     let tls = pki.server_config(false).map_err(|e| e.to_string())?;
     let url = format!("https://{}", client_address(local));
@@ -412,6 +421,10 @@ async fn server(args: ServerArgs) -> Result<(), String> {
             },
         };
         tokio::spawn(gantry_controllers::run(own_client()?, settings));
+        tokio::spawn(gantry_controllers::rootcacert::run(
+            own_client()?,
+            pki.ca_cert_pem().to_owned(),
+        ));
     }
     if !args.disable_agent {
         let client = own_client()?;
@@ -419,6 +432,9 @@ async fn server(args: ServerArgs) -> Result<(), String> {
             node_name: host_name(),
             node_ip,
             data_dir: args.data_dir.join("agent"),
+            storage_dir: args
+                .storage_dir
+                .unwrap_or_else(|| args.data_dir.join("agent/storage")),
             pod_cidr: args.network.pod_cidr,
             cluster_cidr: args.cluster_cidr,
             service_cidr: Ipv4Net::new(args.service_cidr.network, args.service_cidr.prefix)
@@ -477,6 +493,9 @@ async fn agent(args: AgentArgs) -> Result<(), String> {
         node_ip: args
             .node_ip
             .unwrap_or_else(|| node_address(IpAddr::V4(Ipv4Addr::UNSPECIFIED))),
+        storage_dir: args
+            .storage_dir
+            .unwrap_or_else(|| args.data_dir.join("storage")),
         data_dir: args.data_dir,
         pod_cidr: args.network.pod_cidr,
         cluster_cidr: args.cluster_cidr,

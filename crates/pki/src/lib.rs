@@ -3,11 +3,14 @@
 //! [`ClusterPki::load_or_create`] keeps, under `<data-dir>/tls/` (PEM; keys mode 0600):
 //! `ca.crt`/`ca.key` (the cluster CA, 10 years), `server.crt`/`server.key` (the API server's serving
 //! certificate, 1 year) and `admin.crt`/`admin.key` (client certificate `CN=gantry-admin, O=system:masters`,
-//! 1 year). [`Tokens`] keeps bearer tokens in `<data-dir>/tokens`. All keys are ECDSA P-256, made and used
-//! with ring only.
+//! 1 year), and `service-account.key` (the signing key of service account tokens, [`ServiceAccountKey`]).
+//! [`Tokens`] keeps bearer tokens in `<data-dir>/tokens`. All keys are ECDSA P-256, made and used with ring
+//! only.
 
 mod files;
+mod jwt;
 mod kubeconfig;
+mod serviceaccount;
 mod tokens;
 
 use std::fmt;
@@ -23,7 +26,12 @@ use rcgen::{
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 
+pub use jwt::JwtError;
 pub use kubeconfig::{CLUSTER_NAME, client_kubeconfig};
+pub use serviceaccount::{
+    KubernetesClaims, LEEWAY_SECONDS, ObjectRef, SERVICE_ACCOUNT_ISSUER, SERVICE_ACCOUNTS_GROUP,
+    ServiceAccountClaims, ServiceAccountKey, TokenError, service_account_user,
+};
 pub use tokens::{Identity, NODE_JOIN_GROUP, NODE_JOIN_USER, Tokens};
 
 const CA_VALIDITY: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
@@ -180,6 +188,7 @@ pub struct ClusterPki {
     ca_der: CertificateDer<'static>,
     serving: IssuedCert,
     admin: IssuedCert,
+    service_account_key: ServiceAccountKey,
 }
 
 impl fmt::Debug for ClusterPki {
@@ -229,6 +238,7 @@ impl ClusterPki {
             ca_der,
             serving: IssuedCert::default(),
             admin: IssuedCert::default(),
+            service_account_key: ServiceAccountKey::load_or_create(&dir)?,
             dir,
         };
         pki.serving = pki.ensure_leaf("server", Usage::Server(&names), || {
@@ -387,6 +397,11 @@ impl ClusterPki {
 
     pub fn admin_cert(&self) -> &IssuedCert {
         &self.admin
+    }
+
+    /// The key that signs service account tokens (`service-account.key`, made on first start).
+    pub fn service_account_key(&self) -> &ServiceAccountKey {
+        &self.service_account_key
     }
 
     /// A rustls server configuration (ring) with the serving certificate that verifies client certificates

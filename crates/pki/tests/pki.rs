@@ -563,3 +563,32 @@ async fn tls_handshake_with_kubeconfig_credentials() {
     );
     assert_eq!(server.await.unwrap().unwrap(), 0);
 }
+
+#[test]
+fn the_service_account_key_is_private_and_kept_across_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = ClusterPki::load_or_create(dir.path(), &opts()).unwrap();
+    let path = dir.path().join("tls/service-account.key");
+    assert_eq!(mode(&path), 0o600);
+    let claims = gantry_pki::ServiceAccountClaims::new(
+        "default",
+        gantry_pki::ObjectRef {
+            name: "robot".into(),
+            uid: "u1".into(),
+        },
+        vec![gantry_pki::SERVICE_ACCOUNT_ISSUER.into()],
+        std::time::SystemTime::now(),
+        3600,
+    );
+    let token = first.service_account_key().issue(&claims).unwrap();
+    let second = ClusterPki::load_or_create(dir.path(), &opts()).unwrap();
+    let verified = second
+        .service_account_key()
+        .verify(
+            &token,
+            &[gantry_pki::SERVICE_ACCOUNT_ISSUER],
+            std::time::SystemTime::now(),
+        )
+        .unwrap();
+    assert_eq!(verified, claims);
+}

@@ -10,6 +10,7 @@ use gantry_client::k8s_openapi::api::core::v1::{Node, Pod, Taint};
 
 use crate::affinity::{PodTerms, Term, TermKind};
 use crate::resources::{Resources, pod_requests, value};
+use crate::volumes::{self, Claim, Class, Volume};
 
 /// The reason of the `DisruptionTarget` condition of a pod the scheduler preempts.
 pub const PREEMPTION_REASON: &str = "PreemptionByScheduler";
@@ -159,6 +160,8 @@ pub struct CachedPod {
     pub start: Option<i64>,
     /// Its pod affinity and anti-affinity terms, if any.
     pub terms: Option<Arc<PodTerms>>,
+    /// The claims of its `persistentVolumeClaim` volumes (what ReadWriteOncePod counts).
+    pub claims: Vec<String>,
 }
 
 /// A pod's priority (`spec.priority`, 0 when unset, as upstream's `PodPriority`).
@@ -198,6 +201,7 @@ impl CachedPod {
                 .and_then(|s| s.start_time.as_ref())
                 .map(|t| t.0.as_millisecond()),
             terms,
+            claims: volumes::claim_names(pod),
         }
     }
 
@@ -390,6 +394,12 @@ pub struct Cache {
     /// ReplicationControllers' selectors (label sets).
     pub replication_controllers: Objects<BTreeMap<String, String>>,
     pub budgets: Objects<Budget>,
+    /// PersistentVolumeClaims; PersistentVolumes and StorageClasses (under the namespace "").
+    pub claims: Objects<Claim>,
+    pub volumes: Objects<Volume>,
+    pub classes: Objects<Class>,
+    /// How many counted pods use each claim ("namespace/name").
+    claim_users: HashMap<String, usize>,
 }
 
 impl Cache {
@@ -538,6 +548,12 @@ impl Cache {
                 *group.nodes.entry(pod.node.clone()).or_default() += 1;
             }
         }
+        for claim in &pod.claims {
+            *self
+                .claim_users
+                .entry(format!("{}/{claim}", pod.namespace))
+                .or_default() += 1;
+        }
         self.by_uid.insert(pod.uid.clone(), slot);
         self.slots[slot as usize] = Some(pod);
         true
@@ -552,6 +568,15 @@ impl Cache {
             return false;
         };
         self.free.push(slot);
+        for claim in &pod.claims {
+            let key = format!("{}/{claim}", pod.namespace);
+            if let Some(count) = self.claim_users.get_mut(&key) {
+                *count -= 1;
+                if *count == 0 {
+                    self.claim_users.remove(&key);
+                }
+            }
+        }
         let node = self.entry(&pod.node);
         node.remove(&pod.usage);
         node.slots.retain(|s| *s != slot);
@@ -598,6 +623,14 @@ impl Cache {
         }
         self.drop_if_unused(&pod.node);
         true
+    }
+
+    /// Whether a counted pod uses the claim `namespace/name`.
+    pub fn claim_in_use(&self, namespace: &str, name: &str) -> bool {
+        !self.claim_users.is_empty()
+            && self
+                .claim_users
+                .contains_key(&format!("{namespace}/{name}"))
     }
 
     /// Marks a pod as being preempted (until the watch says it is deleted).
@@ -764,6 +797,7 @@ mod tests {
             preempted: false,
             start: None,
             terms: None,
+            claims: Vec::new(),
         }
     }
 

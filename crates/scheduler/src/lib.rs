@@ -18,6 +18,13 @@
 //! pod that preempts others is nominated to the node (`status.nominatedNodeName`, and the room counted
 //! for it against pods of lower priority), its victims get a `DisruptionTarget` condition, a `Preempted`
 //! event and are deleted, and it is placed once they are gone.
+//!
+//! PersistentVolumeClaims, PersistentVolumes and StorageClasses are watched for [`volumes`]: a pod whose
+//! claims are missing or unbound (Immediate) is rejected on every node, bound claims send it where their
+//! volumes are, and unbound `WaitForFirstConsumer` claims where a volume is available or can be
+//! provisioned. Before the binding, the chosen volume's `claimRef` or the claim's `selected-node` is
+//! written (assumed in the cache at once, undone if the write fails). Pods with claims that could not be
+//! placed are tried again when any of those three kinds change.
 
 pub mod affinity;
 pub mod cache;
@@ -28,6 +35,7 @@ pub mod resources;
 pub mod spread;
 #[cfg(test)]
 mod testing;
+pub mod volumes;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Debug;
@@ -38,9 +46,10 @@ use futures::stream::BoxStream;
 use gantry_api::labels::Selector;
 use gantry_client::k8s_openapi::api::apps::v1::{ReplicaSet, StatefulSet};
 use gantry_client::k8s_openapi::api::core::v1::{
-    Namespace, Node, Pod, ReplicationController, Service,
+    Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, ReplicationController, Service,
 };
 use gantry_client::k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use gantry_client::k8s_openapi::api::storage::v1::StorageClass;
 use gantry_client::kube::Resource;
 use gantry_client::kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use gantry_client::kube::runtime::{WatchStreamExt, watcher};
@@ -81,14 +90,26 @@ enum Bound {
     Ok,
     /// The pod is gone or already bound: nothing more to do for it.
     Moot,
+    /// The writes before the binding, or the binding, failed: the pod is tried again. The message
+    /// of the FailedScheduling event.
     Failed(String),
+}
+
+/// Which unschedulable pods a change of a mirrored kind may help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wakes {
+    /// None: it only changes scores.
+    Nobody,
+    All,
+    /// Those with claims (PersistentVolumeClaims, PersistentVolumes, StorageClasses).
+    PodsWithClaims,
 }
 
 /// A kind the scheduler mirrors into the cache (besides pods and nodes): what it keeps of each object.
 trait Mirrored: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + 'static {
     type Value: PartialEq;
-    /// Whether a change can make a pod schedulable (else it only changes scores).
-    const WAKES: bool;
+    /// Which pods a change can make schedulable.
+    const WAKES: Wakes;
     fn objects(cache: &mut Cache) -> &mut Objects<Self::Value>;
     fn value(&self) -> Self::Value;
 }
@@ -99,7 +120,7 @@ fn labels_of(labels: Option<&BTreeMap<String, String>>) -> BTreeMap<String, Stri
 
 impl Mirrored for Namespace {
     type Value = BTreeMap<String, String>;
-    const WAKES: bool = true;
+    const WAKES: Wakes = Wakes::All;
     fn objects(cache: &mut Cache) -> &mut Objects<Self::Value> {
         &mut cache.namespaces
     }
@@ -110,7 +131,7 @@ impl Mirrored for Namespace {
 
 impl Mirrored for Service {
     type Value = BTreeMap<String, String>;
-    const WAKES: bool = false;
+    const WAKES: Wakes = Wakes::Nobody;
     fn objects(cache: &mut Cache) -> &mut Objects<Self::Value> {
         &mut cache.services
     }
@@ -121,7 +142,7 @@ impl Mirrored for Service {
 
 impl Mirrored for ReplicationController {
     type Value = BTreeMap<String, String>;
-    const WAKES: bool = false;
+    const WAKES: Wakes = Wakes::Nobody;
     fn objects(cache: &mut Cache) -> &mut Objects<Self::Value> {
         &mut cache.replication_controllers
     }
@@ -132,7 +153,7 @@ impl Mirrored for ReplicationController {
 
 impl Mirrored for ReplicaSet {
     type Value = Selector;
-    const WAKES: bool = false;
+    const WAKES: Wakes = Wakes::Nobody;
     fn objects(cache: &mut Cache) -> &mut Objects<Self::Value> {
         &mut cache.replica_sets
     }
@@ -143,7 +164,7 @@ impl Mirrored for ReplicaSet {
 
 impl Mirrored for StatefulSet {
     type Value = Selector;
-    const WAKES: bool = false;
+    const WAKES: Wakes = Wakes::Nobody;
     fn objects(cache: &mut Cache) -> &mut Objects<Self::Value> {
         &mut cache.stateful_sets
     }
@@ -154,7 +175,7 @@ impl Mirrored for StatefulSet {
 
 impl Mirrored for PodDisruptionBudget {
     type Value = Budget;
-    const WAKES: bool = false;
+    const WAKES: Wakes = Wakes::Nobody;
     fn objects(cache: &mut Cache) -> &mut Objects<Self::Value> {
         &mut cache.budgets
     }
@@ -170,6 +191,39 @@ impl Mirrored for PodDisruptionBudget {
                 .map(|d| d.keys().cloned().collect())
                 .unwrap_or_default(),
         }
+    }
+}
+
+impl Mirrored for PersistentVolumeClaim {
+    type Value = volumes::Claim;
+    const WAKES: Wakes = Wakes::PodsWithClaims;
+    fn objects(cache: &mut Cache) -> &mut Objects<Self::Value> {
+        &mut cache.claims
+    }
+    fn value(&self) -> Self::Value {
+        volumes::Claim::of(self)
+    }
+}
+
+impl Mirrored for PersistentVolume {
+    type Value = volumes::Volume;
+    const WAKES: Wakes = Wakes::PodsWithClaims;
+    fn objects(cache: &mut Cache) -> &mut Objects<Self::Value> {
+        &mut cache.volumes
+    }
+    fn value(&self) -> Self::Value {
+        volumes::Volume::of(self)
+    }
+}
+
+impl Mirrored for StorageClass {
+    type Value = volumes::Class;
+    const WAKES: Wakes = Wakes::PodsWithClaims;
+    fn objects(cache: &mut Cache) -> &mut Objects<Self::Value> {
+        &mut cache.classes
+    }
+    fn value(&self) -> Self::Value {
+        volumes::Class::of(self)
     }
 }
 
@@ -200,9 +254,9 @@ fn key_of<K: Resource>(object: &K) -> (String, String) {
 }
 
 impl Mirror {
-    /// Applies a watch event to the cache; true when a pod may have become schedulable.
+    /// Applies a watch event to the cache; true when what the cache holds changed.
     fn apply<K: Mirrored>(&mut self, cache: &mut Cache, event: watcher::Event<K>) -> bool {
-        let changed = match event {
+        match event {
             watcher::Event::Init => {
                 self.listed = Some(HashSet::new());
                 false
@@ -235,8 +289,7 @@ impl Mirror {
                 }
                 changed
             }
-        };
-        changed && K::WAKES
+        }
     }
 }
 
@@ -257,6 +310,9 @@ pub async fn run(client: Client) {
     let mut rs_events = watch_all::<ReplicaSet>(&client);
     let mut sts_events = watch_all::<StatefulSet>(&client);
     let mut pdb_events = watch_all::<PodDisruptionBudget>(&client);
+    let mut pvc_events = watch_all::<PersistentVolumeClaim>(&client);
+    let mut pv_events = watch_all::<PersistentVolume>(&client);
+    let mut class_events = watch_all::<StorageClass>(&client);
     let (bound_tx, mut bound_rx) = mpsc::unbounded_channel();
     let mut scheduler = Scheduler::new(client, bound_tx);
     // Unschedulable pods are looked at again at least this often (for the five-minute flush).
@@ -285,6 +341,9 @@ pub async fn run(client: Client) {
             Some(event) = rs_events.next() => scheduler.mirror(3, event, "replicasets"),
             Some(event) = sts_events.next() => scheduler.mirror(4, event, "statefulsets"),
             Some(event) = pdb_events.next() => scheduler.mirror(5, event, "poddisruptionbudgets"),
+            Some(event) = pvc_events.next() => scheduler.mirror(6, event, "persistentvolumeclaims"),
+            Some(event) = pv_events.next() => scheduler.mirror(7, event, "persistentvolumes"),
+            Some(event) = class_events.next() => scheduler.mirror(8, event, "storageclasses"),
             () = tokio::time::sleep_until(wakeup) => scheduler.queue.tick(Instant::now()),
             _ = flush.tick() => scheduler.queue.tick(Instant::now()),
             () = std::future::ready(()), if can_schedule => scheduler.schedule_next(),
@@ -305,12 +364,19 @@ struct Scheduler {
     nodes_listed: Option<HashSet<String>>,
     pods_synced: bool,
     nodes_synced: bool,
-    /// Namespaces, Services, ReplicationControllers, ReplicaSets, StatefulSets, PodDisruptionBudgets.
-    mirrors: [Mirror; 6],
+    /// Namespaces, Services, ReplicationControllers, ReplicaSets, StatefulSets, PodDisruptionBudgets,
+    /// PersistentVolumeClaims, PersistentVolumes, StorageClasses.
+    mirrors: [Mirror; 9],
     /// The cluster changed since unschedulable pods were last woken.
     changed: bool,
     /// A pod was placed (or its labels changed) since the pods waiting for that were last woken.
     pods_changed: bool,
+    /// Unschedulable pods with claims: a change of claims, volumes or classes wakes them.
+    pods_with_claims: HashSet<String>,
+    /// Claims, volumes or classes changed since those pods were last woken.
+    volumes_changed: bool,
+    /// What the cache assumed of volumes and claims for the pods being bound, by uid.
+    assumed_volumes: HashMap<String, volumes::Assumed>,
     bindings: usize,
     bound_tx: mpsc::UnboundedSender<(String, Bound)>,
     status_writes: Arc<Semaphore>,
@@ -333,6 +399,9 @@ impl Scheduler {
             mirrors: Default::default(),
             changed: false,
             pods_changed: false,
+            pods_with_claims: HashSet::new(),
+            volumes_changed: false,
+            assumed_volumes: HashMap::new(),
             bindings: 0,
             bound_tx,
             status_writes: Arc::new(Semaphore::new(STATUS_WRITES_IN_FLIGHT)),
@@ -353,6 +422,13 @@ impl Scheduler {
             self.pods_changed = false;
             self.queue.pods_changed(Instant::now());
         }
+        if self.volumes_changed {
+            self.volumes_changed = false;
+            let now = Instant::now();
+            for uid in self.pods_with_claims.drain() {
+                self.queue.pod_changed(&uid, now);
+            }
+        }
         self.bindings < BINDINGS_IN_FLIGHT && self.queue.ready() > 0
     }
 
@@ -365,7 +441,11 @@ impl Scheduler {
         match event {
             Ok(event) => {
                 if self.mirrors[which].apply(&mut self.cache, event) {
-                    self.changed = true;
+                    match K::WAKES {
+                        Wakes::Nobody => {}
+                        Wakes::All => self.changed = true,
+                        Wakes::PodsWithClaims => self.volumes_changed = true,
+                    }
                 }
             }
             Err(e) => tracing::warn!("scheduler: watching {what}: {e}"),
@@ -421,6 +501,7 @@ impl Scheduler {
         if let Some(node) = node {
             // Bound (by us or anyone): counted on its node.
             self.pending.remove(&uid);
+            self.pods_with_claims.remove(&uid);
             self.queue.done(&uid);
             if self.cache.clear_nomination(&uid) {
                 self.changed = true;
@@ -441,6 +522,7 @@ impl Scheduler {
         }
         if !wants_scheduling(&pod) {
             self.pending.remove(&uid);
+            self.pods_with_claims.remove(&uid);
             self.queue.done(&uid);
             return;
         }
@@ -457,6 +539,7 @@ impl Scheduler {
     }
 
     fn pod_gone(&mut self, uid: &str) {
+        self.pods_with_claims.remove(uid);
         self.pending.remove(uid);
         self.queue.done(uid);
         let nominated = self.cache.clear_nomination(uid);
@@ -512,6 +595,13 @@ impl Scheduler {
         let info = PodInfo::new(pod);
         match self.algorithm.decide(&info, &self.cache) {
             Decision::Bind(node) => {
+                self.pods_with_claims.remove(&uid);
+                // Upstream's Reserve: what the pod's claims need, counted as done at once.
+                let plan = volumes::plan(&info, &self.cache, &node);
+                if let Some(plan) = &plan {
+                    let assumed = volumes::assume(&mut self.cache, plan);
+                    self.assumed_volumes.insert(uid.clone(), assumed);
+                }
                 self.cache.clear_nomination(&uid);
                 self.cache.add_pod(info.placed(&node));
                 self.pods_changed = true;
@@ -520,7 +610,13 @@ impl Scheduler {
                 let results = self.bound_tx.clone();
                 let events = self.events.clone();
                 tokio::spawn(async move {
-                    let result = bind(&client, &info, &node).await;
+                    let result = match &plan {
+                        Some(plan) => match volumes::write(&client, plan).await {
+                            Ok(()) => bind(&client, &info, &node).await,
+                            Err(message) => Bound::Failed(message),
+                        },
+                        None => bind(&client, &info, &node).await,
+                    };
                     if let Bound::Ok = result {
                         let message = format!(
                             "Successfully assigned {}/{} to {node}",
@@ -549,6 +645,9 @@ impl Scheduler {
                 self.queue.unschedulable(&uid, Instant::now());
                 if affinity_or_spread(&message) {
                     self.queue.wake_on_pod_changes(&uid);
+                }
+                if !info.claims.is_empty() {
+                    self.pods_with_claims.insert(uid.clone());
                 }
                 tracing::debug!(pod = %info.name, namespace = %info.namespace, "unschedulable: {message}");
                 let cleared = clear_nomination && self.cache.clear_nomination(&uid);
@@ -669,6 +768,7 @@ impl Scheduler {
 
     fn bound(&mut self, uid: &str, result: Bound) {
         self.bindings = self.bindings.saturating_sub(1);
+        let assumed = self.assumed_volumes.remove(uid);
         match result {
             // Counted on its node until the watch shows it bound.
             Bound::Ok => {
@@ -682,10 +782,12 @@ impl Scheduler {
             }
             Bound::Failed(message) => {
                 self.cache.remove_pod(uid);
+                if let Some(assumed) = assumed {
+                    volumes::forget(&mut self.cache, assumed);
+                }
                 self.queue.retry(uid, Instant::now());
                 if let Some(pod) = self.pending.get(uid) {
                     let info = PodInfo::new(pod.clone());
-                    let message = format!("Binding rejected: {message}");
                     self.events
                         .record(about_pod(&info, true, "FailedScheduling", message));
                 }
@@ -769,6 +871,6 @@ async fn bind(client: &Client, pod: &PodInfo, node: &str) -> Bound {
             tracing::debug!(pod = %pod.name, "binding moot: {}", e.message);
             Bound::Moot
         }
-        Err(e) => Bound::Failed(e.to_string()),
+        Err(e) => Bound::Failed(format!("Binding rejected: {e}")),
     }
 }

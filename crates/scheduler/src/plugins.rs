@@ -16,6 +16,7 @@ use crate::cache::{Cache, CachedPod, HostPort, NodeInfo, NodeSpec, Usage, priori
 use crate::preemption;
 use crate::resources::Resources;
 use crate::spread::{self, Constraint};
+use crate::volumes::{self, PodClaim};
 
 pub const REASON_NODE_NAME: &str = "node(s) didn't match the requested node name";
 pub const REASON_UNSCHEDULABLE: &str = "node(s) were unschedulable";
@@ -56,6 +57,8 @@ pub struct PodInfo {
     pub controller: Option<(String, String)>,
     /// `status.nominatedNodeName`.
     pub nominated_node: Option<String>,
+    /// The claims its volumes use (empty for most pods: then the volume plugins do nothing).
+    pub claims: Vec<PodClaim>,
 }
 
 impl PodInfo {
@@ -113,6 +116,7 @@ impl PodInfo {
                 .as_ref()
                 .and_then(|s| s.nominated_node_name.clone())
                 .filter(|n| !n.is_empty()),
+            claims: volumes::pod_claims(&pod),
             labels,
             pod,
         }
@@ -132,6 +136,12 @@ impl PodInfo {
             preempted: false,
             start: None,
             terms: self.terms.clone(),
+            claims: self
+                .claims
+                .iter()
+                .filter(|c| !c.ephemeral)
+                .map(|c| c.name.clone())
+                .collect(),
         }
     }
 }
@@ -465,6 +475,9 @@ pub struct FitError {
     pub resolvable: Vec<usize>,
     /// What preemption said ("preemption: …"), when it found nothing.
     pub post_filter: Option<String>,
+    /// Why a PreFilter rejected the pod before any node was tried (it replaces the counts; boxed to
+    /// keep the error small).
+    pub pre_filter: Option<Box<str>>,
 }
 
 /// "0/3 nodes are available: 1 Insufficient cpu, 2 node(s) …." with the counts sorted as strings, as
@@ -488,7 +501,10 @@ impl FitError {
         if self.nodes == 0 {
             return "no nodes available to schedule pods".into();
         }
-        let mut message = histogram(self.nodes, &self.reasons);
+        let mut message = match &self.pre_filter {
+            Some(pre_filter) => format!("0/{} nodes are available: {pre_filter}.", self.nodes),
+            None => histogram(self.nodes, &self.reasons),
+        };
         if let Some(post_filter) = &self.post_filter {
             message.push_str(&format!(" {post_filter}."));
         }
@@ -502,13 +518,23 @@ impl FitError {
 pub struct CycleState {
     pub spread: Option<spread::FilterState>,
     pub affinity: Option<affinity::FilterState>,
+    /// VolumeRestrictions and VolumeBinding, for a pod with claims.
+    pub volumes: Option<volumes::FilterState>,
+    /// Why a PreFilter rejected the pod (on every node, and preemption cannot help).
+    pub rejected: Option<String>,
 }
 
 impl CycleState {
     pub fn new(pod: &PodInfo, cache: &Cache) -> CycleState {
+        let (volumes, rejected) = match volumes::FilterState::new(pod, cache) {
+            Ok(volumes) => (volumes, None),
+            Err(message) => (None, Some(message)),
+        };
         CycleState {
             spread: spread::FilterState::new(pod, cache),
             affinity: affinity::FilterState::new(pod, cache),
+            volumes,
+            rejected,
         }
     }
 
@@ -537,6 +563,9 @@ impl CycleState {
         }
         if let Some(affinity) = &mut self.affinity {
             affinity.update_with_pod(pod, other, &node.labels, sign);
+        }
+        if let Some(volumes) = &mut self.volumes {
+            volumes.update_with_pod(other, sign);
         }
     }
 }
@@ -569,6 +598,9 @@ pub fn run_filters(
                 resolvable: *resolvable,
             });
         }
+    }
+    if let Some(volumes) = &state.volumes {
+        volumes.filter(&info.name, node)?;
     }
     state.filter(pod, node)
 }
@@ -688,8 +720,13 @@ impl Algorithm {
             reasons: HashMap::new(),
             resolvable: Vec::new(),
             post_filter: None,
+            pre_filter: None,
         };
         if total == 0 {
+            return Err(error);
+        }
+        if let Some(rejected) = &state.rejected {
+            error.pre_filter = Some(rejected.as_str().into());
             return Err(error);
         }
         // The node preemption made room on, first (upstream's evaluateNominatedNode).

@@ -1,12 +1,14 @@
-//! Admission beyond validation, as upstream's plugins: Priority ([`priority`]), LimitRanger ([`limits`]) and
+//! Admission beyond validation, as upstream's plugins: Priority ([`priority`]), LimitRanger ([`limits`]),
+//! DefaultStorageClass, StorageObjectInUseProtection and PersistentVolumeClaimResize ([`storage`]) and
 //! ResourceQuota ([`quota`]). Mutating admission runs on a new object before it is validated, validating
 //! admission after (quota last: it charges the quota, so nothing may refuse the write after it but the store).
-//! What they read (PriorityClasses, LimitRanges, ResourceQuotas) comes from the watch cache, as upstream's
-//! plugins read informers; quotas are charged in the store itself, with compare-and-swap.
+//! What they read (PriorityClasses, LimitRanges, StorageClasses, ResourceQuotas) comes from the watch cache,
+//! as upstream's plugins read informers; quotas are charged in the store itself, with compare-and-swap.
 
 pub(crate) mod limits;
 pub(crate) mod priority;
 pub(crate) mod quota;
+pub(crate) mod storage;
 
 use gantry_api::ApiError;
 use gantry_api::validate::scheduling::SYSTEM_PRIORITY_CLASSES;
@@ -18,6 +20,7 @@ use crate::rest::{Call, Part, cached_value};
 pub(crate) use quota::Charge;
 
 const PRIORITY_CLASSES: &str = "/registry/scheduling.k8s.io/priorityclasses/";
+const STORAGE_CLASSES: &str = "/registry/storage.k8s.io/storageclasses/";
 
 fn is(call: &Call<'_>, group: &str, kind: &str) -> bool {
     call.custom.is_none() && call.resource.group == group && call.resource.kind == kind
@@ -25,7 +28,8 @@ fn is(call: &Call<'_>, group: &str, kind: &str) -> bool {
 
 impl Call<'_> {
     /// Mutating admission of a new object, before validation: a pod gets its LimitRanges' defaults and its
-    /// priority; a ResourceQuota starts without status (the quota controller fills it in). `requested` is the
+    /// priority; a claim the default StorageClass (if it names none) and, as a volume, its protection
+    /// finalizer; a ResourceQuota starts without status (the quota controller fills it in). `requested` is the
     /// name the client asked for (its `generateName` if it gave no name), which refusals name. Whether a
     /// pod's resources changed.
     pub(crate) async fn admit_new(
@@ -38,6 +42,11 @@ impl Call<'_> {
             let ranges = self.limit_ranges();
             resized = limits::default_pod(&ranges, object);
             self.admit_priority(object, requested).await?;
+        } else if is(self, "", "PersistentVolumeClaim") {
+            storage::set_default_class(object, &self.storage_classes());
+            storage::protect(object, storage::PVC_PROTECTION);
+        } else if is(self, "", "PersistentVolume") {
+            storage::protect(object, storage::PV_PROTECTION);
         } else if is(self, "", "ResourceQuota")
             && let Some(fields) = object.as_object_mut()
         {
@@ -65,8 +74,9 @@ impl Call<'_> {
     }
 
     /// Validating admission of a change of `old` into `object` (of the object itself, not its status):
-    /// LimitRanges on claims, the default PriorityClass, and quota for what the change adds (Services that
-    /// open node ports or load balancers, claims that grow).
+    /// LimitRanges on claims, the default PriorityClass, claims that grow (bound, of a class that allows
+    /// expansion), and quota for what the change adds (Services that open node ports or load balancers,
+    /// claims that grow).
     pub(crate) async fn admit_update(
         &self,
         object: &Value,
@@ -81,6 +91,9 @@ impl Call<'_> {
         }
         if is(self, "scheduling.k8s.io", "PriorityClass") {
             self.check_global_default(object)?;
+        }
+        if is(self, "", "PersistentVolumeClaim") {
+            self.check_resize(object, old).await?;
         }
         self.charge_quota(object, Some(old)).await
     }
@@ -134,7 +147,11 @@ impl Call<'_> {
 
     /// The PriorityClass `name`: from the cache, or the store when the cache does not have it (yet).
     async fn priority_class(&self, name: &str) -> Result<Option<Value>, ApiError> {
-        let key = format!("{PRIORITY_CLASSES}{name}");
+        self.stored(&format!("{PRIORITY_CLASSES}{name}")).await
+    }
+
+    /// The object at `key`: from the cache, or the store when the cache does not have it (yet).
+    async fn stored(&self, key: &str) -> Result<Option<Value>, ApiError> {
         if let Some(cached) = self.cache.get(key.as_bytes()).1 {
             return cached_value(&cached).map(Some);
         }
@@ -142,6 +159,30 @@ impl Call<'_> {
             Some(kv) => objects::decode(&kv).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// Every StorageClass.
+    fn storage_classes(&self) -> Vec<Value> {
+        self.cache
+            .list(STORAGE_CLASSES.as_bytes(), None, 0, |_| true)
+            .objects
+            .iter()
+            .filter_map(|o| cached_value(o).ok())
+            .collect()
+    }
+
+    /// PersistentVolumeClaimResize: a claim grows only if bound and its StorageClass allows expansion.
+    async fn check_resize(&self, claim: &Value, old: &Value) -> Result<(), ApiError> {
+        let refuse = |reason| self.refuse(name_of(claim), reason);
+        let Some(name) = storage::resize_class(claim, old).map_err(refuse)? else {
+            return Ok(());
+        };
+        let class = if name.is_empty() {
+            None
+        } else {
+            self.stored(&format!("{STORAGE_CLASSES}{name}")).await?
+        };
+        storage::check_resize(claim, old, class.as_ref()).map_err(refuse)
     }
 
     /// The global default PriorityClass, if there is one.

@@ -13,6 +13,7 @@ config.load_kube_config(sys.argv[1])
 core = client.CoreV1Api()
 apps = client.AppsV1Api()
 ns = "python"
+ROOT_CA = "kube-root-ca.crt"
 
 core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
 created = core.create_namespaced_config_map(
@@ -22,7 +23,8 @@ assert created.data == {"k": "v"}, created
 assert created.metadata.uid and created.metadata.resource_version, created.metadata
 
 listing = core.list_namespaced_config_map(ns)
-assert [c.metadata.name for c in listing.items] == ["a"], listing
+# Every namespace also has its kube-root-ca.crt (the cluster CA), as in Kubernetes.
+assert [c.metadata.name for c in listing.items if c.metadata.name != ROOT_CA] == ["a"], listing
 start = listing.metadata.resource_version
 
 events = []
@@ -31,6 +33,8 @@ events = []
 def follow():
     w = watch.Watch()
     for event in w.stream(core.list_namespaced_config_map, ns, resource_version=start, timeout_seconds=20):
+        if event["object"].metadata.name == ROOT_CA:
+            continue
         events.append((event["type"], event["object"].metadata.name))
         if len(events) == 3:
             w.stop()
