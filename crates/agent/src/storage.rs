@@ -26,6 +26,8 @@ pub const PROVISIONER: &str = "gantry.io/local-path";
 /// The annotation the scheduler puts on a WaitForFirstConsumer claim: the node its volume must be made on.
 const SELECTED_NODE: &str = "volume.kubernetes.io/selected-node";
 const PROVISIONED_BY: &str = "pv.kubernetes.io/provisioned-by";
+/// The label naming the node a local-path volume is on (its provisioner and reclaimer).
+const NODE_LABEL: &str = "gantry.io/node";
 /// How long a pod's volume set-up waits for its claim to be bound before reporting why (then it retries).
 const CLAIM_WAIT: Duration = Duration::from_secs(3);
 
@@ -143,15 +145,17 @@ impl Storage {
             .as_ref()
             .and_then(|s| s.phase.clone())
             .unwrap_or_default();
-        if volume_name.is_empty() || phase != "Bound" {
+        let volume = if !volume_name.is_empty() && phase == "Bound" {
+            self.volumes
+                .get(&reflector::ObjectRef::new(&volume_name))
+                .ok_or_else(|| format!("persistentvolume \"{volume_name}\" not found"))?
+        } else if let Some(volume) = self.provisioned_here_for(&claim) {
+            volume
+        } else {
             return Err(format!(
                 "PVC {namespace}/{name} has non-bound phase (\"{phase}\") or empty pvc.Spec.VolumeName (\"{volume_name}\")"
             ));
-        }
-        let volume = self
-            .volumes
-            .get(&reflector::ObjectRef::new(&volume_name))
-            .ok_or_else(|| format!("persistentvolume \"{volume_name}\" not found"))?;
+        };
         let spec = volume.spec.clone().unwrap_or_default();
         if let Some(host_path) = spec.host_path {
             let path = PathBuf::from(&host_path.path);
@@ -169,6 +173,44 @@ impl Storage {
         Err(format!(
             "persistentvolume \"{volume_name}\" is of a type this node cannot mount (only hostPath and local)"
         ))
+    }
+
+    /// The volume this node provisioned for `claim` and that no one else holds: used at once, without
+    /// waiting for the PV controller's four writes (it can only bind that volume to that claim, whose uid
+    /// the volume's `claimRef` names).
+    fn provisioned_here_for(
+        &self,
+        claim: &PersistentVolumeClaim,
+    ) -> Option<std::sync::Arc<PersistentVolume>> {
+        let uid = claim.metadata.uid.as_deref()?;
+        if claim.metadata.deletion_timestamp.is_some() || claim.spec.as_ref()?.volume_name.is_some()
+        {
+            return None;
+        }
+        let volume = self
+            .volumes
+            .get(&reflector::ObjectRef::new(&format!("pvc-{uid}")))?;
+        let ours = self.made_here(&volume);
+        let claimed = volume.spec.as_ref()?.claim_ref.as_ref()?.uid.as_deref() == Some(uid);
+        let phase = volume.status.as_ref().and_then(|s| s.phase.as_deref());
+        (ours && claimed && matches!(phase, None | Some("Pending" | "Available" | "Bound")))
+            .then_some(volume)
+    }
+
+    /// Whether this node's provisioner made `volume`.
+    fn made_here(&self, volume: &PersistentVolume) -> bool {
+        volume
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(PROVISIONED_BY))
+            .is_some_and(|p| p == PROVISIONER)
+            && volume
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(NODE_LABEL))
+                .is_some_and(|n| *n == self.node)
     }
 
     /// Provisions claims placed on this node and reclaims Released volumes it made, on every change.
@@ -294,7 +336,7 @@ impl Storage {
             "metadata": {
                 "name": work.volume,
                 "annotations": {PROVISIONED_BY: PROVISIONER},
-                "labels": {"gantry.io/node": self.node},
+                "labels": {NODE_LABEL: self.node},
             },
             "spec": {
                 "capacity": {"storage": request},
@@ -326,18 +368,7 @@ impl Storage {
 
     /// A Released volume this node provisioned, whose reclaim policy is Delete (marked busy).
     fn to_reclaim(&self, volume: &PersistentVolume) -> bool {
-        let provisioned_here = volume
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(PROVISIONED_BY))
-            .is_some_and(|p| p == PROVISIONER)
-            && volume
-                .metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get("gantry.io/node"))
-                .is_some_and(|n| *n == self.node);
+        let provisioned_here = self.made_here(volume);
         let released = volume.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Released");
         let delete = volume
             .spec

@@ -431,9 +431,14 @@ impl FakeUpstream {
 
     /// Serves UDP and TCP on one loopback port.
     async fn start(&self) -> SocketAddr {
-        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let address = udp.local_addr().unwrap();
-        let tcp = TcpListener::bind(address).await.unwrap();
+        // A free UDP port whose TCP twin is free too (other tests hold TCP ports on loopback meanwhile).
+        let (udp, tcp, address) = loop {
+            let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let address = udp.local_addr().unwrap();
+            if let Ok(tcp) = TcpListener::bind(address).await {
+                break (udp, tcp, address);
+            }
+        };
         let this = self.clone();
         tokio::spawn(async move {
             let mut buf = vec![0; 65535];

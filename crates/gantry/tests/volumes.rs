@@ -1,5 +1,6 @@
 //! End to end: volumes with real kubectl 1.33 and pods run as real containers. ConfigMap, Secret,
-//! downwardAPI and projected volumes show their objects and change in place (a missing key keeps the pod
+//! downwardAPI and projected volumes show their objects and change in place, immutable ones are read once (a
+//! missing key keeps the pod
 //! waiting with a FailedMount event until it exists) and a projected service account token authenticates;
 //! hostPath types are checked, subPath and subPathExpr mount parts of a volume, a preStop hook copies an
 //! emptyDir to a hostPath before the pod goes, HostToContainer propagation shows the host's later mounts, and
@@ -120,7 +121,14 @@ fn configuration_volumes_show_their_objects_and_change_in_place() {
             "--from-literal=value=s3cret",
         ],
     );
+    let frozen = |value: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: frozen}}\nimmutable: true\ndata: {{v: {value}}}\n"
+        )
+    };
+    apply(&server, "frozen.yaml", &frozen("one"));
     let volumes = r#"
+  - {name: frozen, configMap: {name: frozen}}
   - {name: settings, configMap: {name: settings, items: [{key: colour, path: deep/colour, mode: 0600}]}}
   - {name: password, secret: {secretName: password, defaultMode: 0400}}
   - name: facts
@@ -142,6 +150,7 @@ fn configuration_volumes_show_their_objects_and_change_in_place() {
       - serviceAccountToken: {path: token, expirationSeconds: 3600}
       - configMap: {name: kube-root-ca.crt, items: [{key: ca.crt, path: ca.crt}]}"#;
     let mounts = r#"
+    - {name: frozen, mountPath: /etc/frozen}
     - {name: settings, mountPath: /etc/settings}
     - {name: password, mountPath: /etc/password}
     - {name: facts, mountPath: /etc/facts}
@@ -291,6 +300,13 @@ fn configuration_volumes_show_their_objects_and_change_in_place() {
         "/etc/facts/labels",
         "app=\"reader\"\ntier=\"two\"",
     );
+
+    // An immutable ConfigMap is read once: replaced by another of the same name, the pod keeps the first.
+    assert_eq!(read("/etc/frozen/v"), "one");
+    ok(KUBECTL, &server, &["delete", "configmap", "frozen"]);
+    apply(&server, "frozen.yaml", &frozen("two"));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(read("/etc/frozen/v"), "one");
 
     ok(
         KUBECTL,
