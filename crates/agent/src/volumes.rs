@@ -139,7 +139,11 @@ impl VolumeManager {
         let changed = {
             let mut pods = lock(&self.pods);
             match pods.get_mut(&uid) {
-                Some(old) if old.get("metadata") != pod.get("metadata") => {
+                Some(old)
+                    if ["/metadata/labels", "/metadata/annotations"]
+                        .iter()
+                        .any(|p| old.pointer(p) != pod.pointer(p)) =>
+                {
                     *old = pod.clone();
                     true
                 }
