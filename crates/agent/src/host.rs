@@ -932,11 +932,7 @@ fn volume_mounts(
             .into_iter()
             .flatten()
             .find(|v| v.get("name").and_then(Value::as_str) == Some(name));
-        let filled_by_api = spec.is_some_and(|v| {
-            ["configMap", "secret", "downwardAPI", "projected"]
-                .iter()
-                .any(|k| v.get(*k).is_some())
-        });
+        let filled_by_api = spec.is_some_and(crate::volumes::is_api_volume);
         let claim_readonly = spec.and_then(|v| v.pointer("/persistentVolumeClaim/readOnly"))
             == Some(&Value::Bool(true));
         let root = volumes.join(name);

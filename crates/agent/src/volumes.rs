@@ -383,8 +383,8 @@ pub fn claim_name(pod: &Value, volume: &Value) -> Option<String> {
     Some(format!("{}-{name}", text(pod, "/metadata/name")))
 }
 
-/// A volume whose files come from the API.
-fn is_api_volume(volume: &Value) -> bool {
+/// A volume whose files come from the API (configMap, secret, downwardAPI, projected).
+pub(crate) fn is_api_volume(volume: &Value) -> bool {
     ["configMap", "secret", "downwardAPI", "projected"]
         .iter()
         .any(|k| volume.get(*k).is_some())
