@@ -42,8 +42,6 @@ pub struct AgentConfig {
     /// The addresses this node gives its pods (`10.42.0.0/24`); without one, the control plane allocates them
     /// (the Node's `spec.podCIDR`).
     pub pod_cidr: Option<gantry_net::Ipv4Net>,
-    /// The cluster's pod network (every node's pod CIDR is in it).
-    pub cluster_cidr: gantry_net::Ipv4Net,
     /// The cluster's Service network (ClusterIPs).
     pub service_cidr: gantry_net::Ipv4Net,
     /// How pods reach other nodes' pods (VXLAN or plain routes).

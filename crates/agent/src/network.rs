@@ -201,10 +201,12 @@ pub async fn run(
         table: config.nft_table.clone(),
         // The node's own table masquerades pod egress.
         masquerade_egress: false,
+        // This node's pods are the local traffic (kube-proxy's NodeCIDR detection): a pod reaches a ClusterIP
+        // through its own node's proxy, so no agent flag has to repeat the server's --cluster-cidr.
         ..gantry_proxy::ProxyConfig::new(
             identity.name.clone(),
             vec![node_ip],
-            config.cluster_cidr,
+            pod_cidr,
             config.service_cidr,
         )
     };

@@ -5,7 +5,6 @@
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)] // test code: failed unwraps fail the test
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -42,13 +41,10 @@ async fn api_client(dir: &std::path::Path) -> Client {
         user: "gantry-admin".into(),
         groups: vec!["system:masters".into()],
     };
-    let service = tower::service_fn(
-        move |request: http::Request<gantry_client::kube::client::Body>| {
-            let (api, admin) = (api.clone(), admin.clone());
-            async move { Ok::<_, Infallible>(api.handle(request, Some(admin)).await) }
-        },
-    );
-    Client::new(service, "default")
+    gantry_client::in_process(move |request| {
+        let (api, admin) = (api.clone(), admin.clone());
+        async move { api.handle(request, Some(admin)).await }
+    })
 }
 
 fn service(name: &str, cluster_ip: Option<&str>) -> Service {

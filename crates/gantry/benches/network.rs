@@ -148,6 +148,7 @@ spec:
     image: {IMAGE}
     imagePullPolicy: Never
     command: [sh, -c, "mkdir -p /www && dd if=/dev/zero of=/www/big bs=1M count={FILE_MIB} 2>/dev/null && touch /www/ready && exec httpd -f -p 8080 -h /www"]
+    resources: {{requests: {{cpu: "1"}}}}
 ---
 apiVersion: v1
 kind: Service

@@ -120,9 +120,6 @@ struct AgentArgs {
     /// Where the agent keeps its state.
     #[arg(long, default_value = "/var/lib/gantry-agent")]
     data_dir: PathBuf,
-    /// The cluster's pod network (the server's --cluster-cidr).
-    #[arg(long, default_value = "10.42.0.0/16", value_parser = str::parse::<Ipv4Net>)]
-    cluster_cidr: Ipv4Net,
     /// The cluster's Service network (the server's --service-cidr).
     #[arg(long, default_value = "10.43.0.0/16", value_parser = str::parse::<Ipv4Net>)]
     service_cidr: Ipv4Net,
@@ -367,7 +364,10 @@ async fn server(args: ServerArgs) -> Result<(), String> {
     };
     let pki = ClusterPki::load_or_create(&args.data_dir, &options).map_err(|e| e.to_string())?;
     let tokens = Tokens::load_or_create(&args.data_dir).map_err(|e| e.to_string())?;
-    let admin_token = tokens.admin_token();
+    let admin = tokens
+        .admin_token()
+        .and_then(|token| tokens.verify(&token))
+        .ok_or("the tokens file has no admin token")?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
@@ -402,15 +402,16 @@ async fn server(args: ServerArgs) -> Result<(), String> {
             .with_service_account_key(pki.service_account_key().clone()),
     );
     let tls = pki.server_config(false).map_err(|e| e.to_string())?;
-    let url = format!("https://{}", client_address(local));
+    // The scheduler, the controllers and this node's agent call the API in process, as the administrator.
     let own_client = || {
-        let token = admin_token
-            .as_deref()
-            .ok_or("the tokens file has no admin token")?;
-        gantry_client::connect(&url, pki.ca_cert_pem().as_bytes(), token).map_err(|e| e.to_string())
+        let (api, admin) = (api.clone(), admin.clone());
+        gantry_client::in_process(move |request| {
+            let (api, admin) = (api.clone(), admin.clone());
+            async move { api.handle(request, Some(admin)).await }
+        })
     };
     if !args.disable_scheduler {
-        tokio::spawn(gantry_scheduler::run(own_client()?));
+        tokio::spawn(gantry_scheduler::run(own_client()));
     }
     if !args.disable_controllers {
         let settings = gantry_controllers::Settings {
@@ -420,14 +421,14 @@ async fn server(args: ServerArgs) -> Result<(), String> {
                 node_prefix: args.node_cidr_mask_size,
             },
         };
-        tokio::spawn(gantry_controllers::run(own_client()?, settings));
+        tokio::spawn(gantry_controllers::run(own_client(), settings));
         tokio::spawn(gantry_controllers::rootcacert::run(
-            own_client()?,
+            own_client(),
             pki.ca_cert_pem().to_owned(),
         ));
     }
     if !args.disable_agent {
-        let client = own_client()?;
+        let client = own_client();
         let config = AgentConfig {
             node_name: host_name(),
             node_ip,
@@ -436,7 +437,6 @@ async fn server(args: ServerArgs) -> Result<(), String> {
                 .storage_dir
                 .unwrap_or_else(|| args.data_dir.join("agent/storage")),
             pod_cidr: args.network.pod_cidr,
-            cluster_cidr: args.cluster_cidr,
             service_cidr: Ipv4Net::new(args.service_cidr.network, args.service_cidr.prefix)
                 .ok_or("the service network's prefix is over 32")?,
             pod_network: args.network.backend(),
@@ -498,7 +498,6 @@ async fn agent(args: AgentArgs) -> Result<(), String> {
             .unwrap_or_else(|| args.data_dir.join("storage")),
         data_dir: args.data_dir,
         pod_cidr: args.network.pod_cidr,
-        cluster_cidr: args.cluster_cidr,
         service_cidr: args.service_cidr,
         pod_network: args.network.backend(),
         nft_table: args.network.nft_table,

@@ -1,7 +1,7 @@
 //! End to end on several machines (network namespaces on one LAN bridge, each running `gantry agent` that
 //! joined the test's `gantry server`): every Node gets its own pod CIDR from the server; pods reach pods on
-//! other machines over the VXLAN overlay (or plain routes) and see each other's true addresses (TCP; UDP to
-//! the other machine's DNS server on its pods' gateway); pods reach
+//! other machines over the VXLAN overlay (or plain routes) and see each other's true addresses (TCP, and UDP
+//! pod to pod and to the other machine's DNS server on its pods' gateway); pods reach
 //! addresses outside the pod network masqueraded behind their node; a machine cut off and back; routes follow
 //! the Nodes that come and go. Real kubectl 1.33, real containers.
 
@@ -13,7 +13,7 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use support::cluster::{Cluster, client_pod, web_pod};
+use support::cluster::{Cluster, build_udp_echo, client_pod, udp_pod, web_pod};
 use support::machine::Machine;
 use support::node::KUBECTL;
 use support::ok;
@@ -68,6 +68,42 @@ fn pods_reach_pods_on_other_machines_over_vxlan_and_the_outside_masqueraded() {
             .fetch("client", &format!("http://{web_ip}:8080/"))
             .as_deref(),
         Some("web")
+    );
+    // Through a ClusterIP too (agents started without the server's --cluster-cidr: the proxy counts its own
+    // node's pods as local traffic and does not masquerade them).
+    cluster.create(
+        "web-service",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n  ports: [{port: 8080}]\n",
+    );
+    let service_ip = cluster.get(&["get", "service", "web"])["spec"]["clusterIP"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        cluster.client_address("client", &service_ip),
+        client_ip,
+        "the source address was not kept through the ClusterIP"
+    );
+
+    // UDP pod to pod across machines: the server pod answers with the source address it saw.
+    let udp_echo = build_udp_echo(cluster.server.dir.path());
+    let serve = r#"[/udp-echo, serve, "9000"]"#;
+    cluster.create(
+        "udp-server",
+        &udp_pod("udp-server", "net-b", &udp_echo, serve),
+    );
+    let wait = r#"[sleep, "3600"]"#;
+    cluster.create(
+        "udp-client",
+        &udp_pod("udp-client", "net-a", &udp_echo, wait),
+    );
+    let udp_server_ip = cluster.running("udp-server");
+    let udp_client_ip = cluster.running("udp-client");
+    let seen = cluster.exec("udp-client", &["/udp-echo", "ask", &udp_server_ip, "9000"]);
+    assert_eq!(
+        seen.as_deref(),
+        Some(udp_client_ip.as_str()),
+        "UDP across machines did not arrive with the client pod's address"
     );
 
     // UDP across machines: net-b's DNS server, on its pods' gateway, asked by a pod on net-a.

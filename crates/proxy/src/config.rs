@@ -28,8 +28,10 @@ pub struct ProxyConfig {
     /// This node's name: endpoints whose `nodeName` it is are local (traffic policy `Local`, hairpin).
     pub node_name: String,
     pub node_ips: Vec<Ipv4Addr>,
-    /// The pod network: traffic from outside it to a ClusterIP is masqueraded, pods' external traffic
-    /// short-circuits `externalTrafficPolicy: Local`.
+    /// The pods whose traffic is the cluster's own: traffic from elsewhere to a ClusterIP is masqueraded, and
+    /// theirs to external addresses short-circuits `externalTrafficPolicy: Local`. The node agent gives its
+    /// node's pod CIDR (kube-proxy's NodeCIDR mode); [`masquerade_egress`](Self::masquerade_egress) needs the
+    /// whole pod network.
     pub cluster_cidr: Ipv4Net,
     /// Addresses in it that no Service holds are dropped rather than routed on.
     pub service_cidr: Ipv4Net,

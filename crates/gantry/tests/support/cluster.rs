@@ -154,6 +154,53 @@ spec:
     )
 }
 
+/// Builds `tests/fixtures/udp_echo.rs` into a static `udp-echo` in `dir` (busybox has no UDP server or
+/// client); pods get it through [`udp_pod`]'s hostPath volume. Returns its path.
+pub(crate) fn build_udp_echo(dir: &std::path::Path) -> std::path::PathBuf {
+    let source = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/udp_echo.rs");
+    let binary = dir.join("udp-echo");
+    let out = std::process::Command::new("rustc")
+        .args([
+            "--edition=2021",
+            "-O",
+            "-Ctarget-feature=+crt-static",
+            "-Cstrip=symbols",
+        ])
+        .arg("-o")
+        .arg(&binary)
+        .arg(source)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "rustc udp_echo.rs: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    binary
+}
+
+/// A pod on `node` running `command` (a YAML flow list) with `udp-echo` (the file at `binary`) at `/udp-echo`.
+pub(crate) fn udp_pod(name: &str, node: &str, binary: &std::path::Path, command: &str) -> String {
+    let binary = binary.display();
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  nodeName: {node}
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: udp
+    image: {IMAGE}
+    imagePullPolicy: Never
+    command: {command}
+    volumeMounts: [{{name: udp-echo, mountPath: /udp-echo}}]
+  volumes:
+  - {{name: udp-echo, hostPath: {{path: "{binary}", type: File}}}}
+"#
+    )
+}
+
 /// A pod on `node` that only waits (the client of the tests).
 pub(crate) fn client_pod(name: &str, node: &str) -> String {
     format!(
