@@ -306,15 +306,23 @@ impl VolumeManager {
 
     /// Rewrites the API-filled volumes of `pod` that `which` selects (unchanged files are left alone).
     async fn refresh(&self, pod: &Value, which: impl Fn(&Value) -> bool) {
-        let root = self
-            .pods_dir
-            .join(text(pod, "/metadata/uid"))
-            .join("volumes");
+        let uid = text(pod, "/metadata/uid");
+        let registered = || lock(&self.pods).contains_key(&uid);
+        if !registered() {
+            return;
+        }
+        let root = self.pods_dir.join(&uid).join("volumes");
         for volume in volumes(pod).filter(|v| is_api_volume(v) && which(v)) {
             let name = volume.get("name").and_then(Value::as_str).unwrap_or("");
             if let Err(e) = self.write_api_volume(pod, volume, &root.join(name)).await {
                 tracing::warn!(volume = %name, "updating a volume: {e}");
             }
+        }
+        // A tear_down while these writes ran unmounted before them: undo what they mounted again.
+        if !registered()
+            && let Err(e) = gantry_volumes::mounts::unmount_all_under(&root)
+        {
+            tracing::warn!(pod = %uid, "unmounting the volumes of a pod torn down: {e}");
         }
     }
 

@@ -85,10 +85,15 @@ impl Server {
         }
     }
 
-    /// Kills the server with SIGKILL (no chance to clean up) and starts it again on the same port and data.
-    pub(crate) fn kill_and_restart(&mut self) {
+    /// Kills the server with SIGKILL (no chance to clean up) and waits for it to be gone.
+    pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Kills the server (as [`kill`](Self::kill)) and starts it again on the same port and data.
+    pub(crate) fn kill_and_restart(&mut self) {
+        self.kill();
         self.child = Self::run(self.dir.path(), &self.flags);
     }
 
@@ -130,8 +135,7 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 

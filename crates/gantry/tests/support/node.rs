@@ -33,6 +33,8 @@ impl std::ops::Deref for Node {
 
 impl Drop for Node {
     fn drop(&mut self) {
+        // The agent first: running, it could mount again what is being removed.
+        self.server.kill();
         remove_leftovers(&self.server.dir.path().join("agent"));
         let vxlan = format!("gantry.{}", self.vxlan_id);
         for device in [&self.bridge, &vxlan] {
