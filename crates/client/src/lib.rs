@@ -62,7 +62,7 @@ pub fn connect(url: &str, ca_pem: &[u8], token: &str) -> Result<Client, ClientEr
 }
 
 /// A client whose requests `handle` answers in this process: no socket, no TLS, no HTTP framing. The server's
-/// own scheduler and controllers use it (`Api::handle` of gantry-apiserver, with their identity).
+/// own scheduler, controllers and agent use it (`Api::handle` of gantry-apiserver, with their identity).
 pub fn in_process<H, F, B>(handle: H) -> Client
 where
     H: Fn(http::Request<kube::client::Body>) -> F + Send + Clone + 'static,

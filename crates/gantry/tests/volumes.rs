@@ -1,7 +1,7 @@
 //! End to end: volumes with real kubectl 1.33 and pods run as real containers. ConfigMap, Secret,
 //! downwardAPI and projected volumes show their objects and change in place, immutable ones are read once (a
-//! missing key keeps the pod
-//! waiting with a FailedMount event until it exists) and a projected service account token authenticates;
+//! missing key keeps the pod waiting with a FailedMount event until it exists) and a projected service
+//! account token authenticates;
 //! hostPath types are checked, subPath and subPathExpr mount parts of a volume, a preStop hook copies an
 //! emptyDir to a hostPath before the pod goes, HostToContainer propagation shows the host's later mounts, and
 //! an NFS volume the node cannot mount says why; claims of
